@@ -1,0 +1,28 @@
+"""The spiking core: surrogate spikes and LIF dynamics."""
+
+from spikeforge.neuron.lif_core import LIF, LIFDynamics, SpikingNeuron, lif
+from spikeforge.neuron.surrogate import (
+    SURROGATES,
+    ATan,
+    Rectangular,
+    Sigmoid,
+    Surrogate,
+    Triangle,
+    get_surrogate,
+    spike,
+)
+
+__all__ = [
+    "LIF",
+    "LIFDynamics",
+    "SpikingNeuron",
+    "lif",
+    "SURROGATES",
+    "ATan",
+    "Rectangular",
+    "Sigmoid",
+    "Surrogate",
+    "Triangle",
+    "get_surrogate",
+    "spike",
+]
