@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import spikeforge.neuron.lif_core as lif_module
-from spikeforge.neuron import LIF, LIFDynamics, lif
+from spikeforge.neuron import LIF, LIFDynamics, lif, lif_trace
 
 
 class _StraightThroughStep(torch.autograd.Function):
@@ -58,7 +58,9 @@ def _grads(spikes, state, leaves):
     weight = torch.linspace(-1, 1, spikes.numel(), dtype=spikes.dtype).reshape(spikes.shape)
     loss = (spikes * weight).sum() + (state * 0.3).sum()
     grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-    return [torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves)]
+    return [
+        torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=True)
+    ]
 
 
 MODES = list(
@@ -86,13 +88,23 @@ def test_agrees_with_reference_loop(backend, decay, reset, detach_reset, mode, m
             x, time_dim=0, tau=tau, v_threshold=vth, dynamics=dyn, state=u0, backend=backend
         )
         ref_spikes, ref_state = reference_lif(
-            x, u0, tau, vth, decay=decay, reset=reset, v_reset=v_reset,
-            detach_reset=detach_reset, sltt=mode == "sltt", surrogate=surrogate,
+            x,
+            u0,
+            tau,
+            vth,
+            decay=decay,
+            reset=reset,
+            v_reset=v_reset,
+            detach_reset=detach_reset,
+            sltt=mode == "sltt",
+            surrogate=surrogate,
         )
         assert torch.equal(spikes, ref_spikes)
         assert 0.05 < spikes.mean() < 0.95
         torch.testing.assert_close(state, ref_state, rtol=1e-6, atol=1e-6)
-        for got, want in zip(_grads(spikes, state, leaves), _grads(ref_spikes, ref_state, leaves)):
+        for got, want in zip(
+            _grads(spikes, state, leaves), _grads(ref_spikes, ref_state, leaves), strict=True
+        ):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -136,8 +148,12 @@ def test_threshold_scaling_property():
 
 def test_module_per_channel_parameters_on_channel_axis_match_reference():
     layer = LIF(
-        time_dim=-1, tau=0.25, channels=4, channel_dim=1,
-        learn_threshold=True, learn_decay=True,
+        time_dim=-1,
+        tau=0.25,
+        channels=4,
+        channel_dim=1,
+        learn_threshold=True,
+        learn_decay=True,
     )
     with torch.no_grad():
         layer.ln_vth.copy_(torch.tensor([0.0, -0.3, 0.2, 0.1]))
@@ -150,8 +166,15 @@ def test_module_per_channel_parameters_on_channel_axis_match_reference():
     ln_vth = layer.ln_vth.detach().clone().requires_grad_()
     logit = layer.decay_logit.detach().clone().requires_grad_()
     ref, _ = reference_lif(
-        x.permute(2, 0, 1), torch.zeros(2, 4), torch.sigmoid(logit), ln_vth.exp(),
-        decay="multiplicative", reset="hard", v_reset=0.0, detach_reset=False, sltt=False,
+        x.permute(2, 0, 1),
+        torch.zeros(2, 4),
+        torch.sigmoid(logit),
+        ln_vth.exp(),
+        decay="multiplicative",
+        reset="hard",
+        v_reset=0.0,
+        detach_reset=False,
+        sltt=False,
         surrogate="triangle",
     )
     ref = ref.permute(1, 2, 0)
@@ -163,8 +186,14 @@ def test_module_per_channel_parameters_on_channel_axis_match_reference():
 
 def test_module_parameters_gradients_match_reference():
     layer = LIF(
-        time_dim=0, tau=2.0, decay="input", channels=5, channel_dim=-1,
-        learn_threshold=True, learn_decay=True, surrogate="atan(alpha=2)",
+        time_dim=0,
+        tau=2.0,
+        decay="input",
+        channels=5,
+        channel_dim=-1,
+        learn_threshold=True,
+        learn_decay=True,
+        surrogate="atan(alpha=2)",
     )
     x = torch.randn(80, 3, 5, dtype=torch.float64)
     layer = layer.double()
@@ -173,8 +202,15 @@ def test_module_parameters_gradients_match_reference():
     ln_vth = layer.ln_vth.detach().clone().requires_grad_()
     logit = layer.decay_logit.detach().clone().requires_grad_()
     ref, _ = reference_lif(
-        x, torch.zeros(3, 5, dtype=torch.float64), 1 / torch.sigmoid(logit), ln_vth.exp(),
-        decay="input", reset="hard", v_reset=0.0, detach_reset=False, sltt=False,
+        x,
+        torch.zeros(3, 5, dtype=torch.float64),
+        1 / torch.sigmoid(logit),
+        ln_vth.exp(),
+        decay="input",
+        reset="hard",
+        v_reset=0.0,
+        detach_reset=False,
+        sltt=False,
         surrogate="atan(alpha=2)",
     )
     g_vth, g_logit = torch.autograd.grad((ref * weight).sum(), [ln_vth, logit])
@@ -220,3 +256,16 @@ def test_bad_dynamics_and_channel_shapes_are_rejected():
     layer = LIF(time_dim=0, channels=4, channel_dim=-1, learn_threshold=True)
     with pytest.raises(ValueError, match="4 channels"):
         layer(torch.ones(3, 2, 5))
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_trace_returns_potentials_before_reset(backend):
+    x = torch.randn(2, 60, dtype=torch.float64) * 1.2 + 0.3  # [N, T], time last
+    spikes, h = lif_trace(x, time_dim=1, tau=0.25, backend=backend)
+    u = torch.zeros(2, dtype=torch.float64)
+    for t in range(60):
+        expected_h = 0.25 * u + x[:, t]
+        torch.testing.assert_close(h[:, t], expected_h, rtol=0, atol=1e-12)
+        fired = expected_h >= 1.0
+        assert torch.equal(spikes[:, t], fired.double())
+        u = torch.where(fired, torch.zeros_like(u), expected_h)

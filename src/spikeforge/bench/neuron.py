@@ -9,6 +9,7 @@ Times are medians of repeated runs after a warm-up; spikes are compared element 
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ def ours(dynamics: LIFDynamics, tau: float) -> Callable[[torch.Tensor], torch.Te
 
 
 def spikingjelly_lif() -> Callable[[torch.Tensor], torch.Tensor] | None:
+    # SpikingJelly's import makes torch log that triton is missing (irrelevant on a CPU).
+    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
     try:
         from spikingjelly.activation_based import neuron, surrogate
     except ImportError:
@@ -109,11 +112,15 @@ def run(
         row = rows[length]
         runner = peers[peer]
         skipped = runner is None or (peer == "snntorch" and length > snntorch_max_length)
-        dyn, tau = (SJ_DYNAMICS, SJ_TAU) if peer == "spikingjelly" else (SNNTORCH_DYNAMICS, SNNTORCH_TAU)
+        dyn, tau = (
+            (SJ_DYNAMICS, SJ_TAU) if peer == "spikingjelly" else (SNNTORCH_DYNAMICS, SNNTORCH_TAU)
+        )
         ours_s, our_spikes = time_forward_backward(ours(dyn, tau), x, weight, repeats)
         row["ours_s" if peer == "spikingjelly" else "ours_snntorch_config_s"] = ours_s
         if skipped:
-            row.update({f"{peer}_s": None, f"speedup_vs_{peer}": None, f"{peer}_spikes_equal": None})
+            row.update(
+                {f"{peer}_s": None, f"speedup_vs_{peer}": None, f"{peer}_spikes_equal": None}
+            )
             continue
         peer_s, peer_spikes = time_forward_backward(runner, x, weight, repeats)
         row[f"{peer}_s"] = peer_s
@@ -121,24 +128,29 @@ def run(
         row[f"{peer}_spikes_equal"] = bool(torch.equal(our_spikes, peer_spikes))
     result = []
     for row in rows.values():
-        checks = [row[k] for k in ("spikingjelly_spikes_equal", "snntorch_spikes_equal") if row[k] is not None]
+        checks = [
+            row[k]
+            for k in ("spikingjelly_spikes_equal", "snntorch_spikes_equal")
+            if row[k] is not None
+        ]
         row["spikes_equal"] = all(checks) if checks else None
         result.append(row)
     return result
 
 
-def format_table(rows: list[dict], machine: str) -> str:
+def format_table(rows: list[dict], channels: int, machine: str) -> str:
     def cell(value, fmt):
         return "—" if value is None else format(value, fmt)
 
     lines = [
-        f"LIF forward+backward, {rows[0].get('channels', 2048) if rows else 2048} channels, {machine}",
+        f"LIF forward+backward, {channels} channels, seconds (median); {machine}",
         f"{'L':>6} {'ours (SJ cfg)':>14} {'SpikingJelly':>13} {'speed-up':>9} "
         f"{'ours (snn cfg)':>15} {'snnTorch':>9} {'speed-up':>9} {'same spikes':>12}",
     ]
     for r in rows:
         lines.append(
-            f"{r['L']:>6} {cell(r.get('ours_s'), '.4f'):>14} {cell(r['spikingjelly_s'], '.4f'):>13} "
+            f"{r['L']:>6} {cell(r.get('ours_s'), '.4f'):>14} "
+            f"{cell(r['spikingjelly_s'], '.4f'):>13} "
             f"{cell(r['speedup_vs_spikingjelly'], '.1f'):>9} "
             f"{cell(r.get('ours_snntorch_config_s'), '.4f'):>15} {cell(r['snntorch_s'], '.3f'):>9} "
             f"{cell(r['speedup_vs_snntorch'], '.1f'):>9} {cell(r['spikes_equal'], ''):>12}"

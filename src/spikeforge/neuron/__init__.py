@@ -1,6 +1,6 @@
 """The spiking core: surrogate spikes and LIF dynamics."""
 
-from spikeforge.neuron.lif_core import LIF, LIFDynamics, SpikingNeuron, lif
+from spikeforge.neuron.lif_core import LIF, LIFDynamics, SpikingNeuron, lif, lif_trace
 from spikeforge.neuron.surrogate import (
     SURROGATES,
     ATan,
@@ -17,6 +17,7 @@ __all__ = [
     "LIFDynamics",
     "SpikingNeuron",
     "lif",
+    "lif_trace",
     "SURROGATES",
     "ATan",
     "Rectangular",

@@ -39,7 +39,9 @@ class LIFDynamics:
     def __post_init__(self):
         for name, allowed in (("decay", DECAYS), ("reset", RESETS), ("mode", MODES)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"LIF {name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"LIF {name} must be one of {allowed}, got {getattr(self, name)!r}"
+                )
         object.__setattr__(self, "surrogate", get_surrogate(self.surrogate))
 
 
@@ -59,34 +61,70 @@ def lif(
     its time axis); both may require grad. `state` is the potential after the previous chunk's
     last step (zeros when None), so a long sequence can be run in chunks.
     """
-    dynamics = dynamics or LIFDynamics()
-    if not torch.is_floating_point(x):
-        raise ValueError(f"LIF input must be a floating-point tensor, got dtype {x.dtype}")
-    if not -x.dim() <= time_dim < x.dim():
-        raise ValueError(f"time_dim {time_dim} is out of range for an input of shape {tuple(x.shape)}")
-    _check_tau(tau, dynamics.decay)
-    if backend not in BACKENDS:
-        raise ValueError(f"LIF backend must be one of {BACKENDS}, got {backend!r}")
-    steps = x.shape[time_dim]
-    moved = x.movedim(time_dim, 0)
-    step_shape = moved.shape[1:]
-    x2d = moved.reshape(steps, -1)
-    n = x2d.shape[1]
-    if state is None:
-        state = x.new_zeros(step_shape)
-    elif state.shape != step_shape:
-        raise ValueError(
-            f"LIF state must have one step's shape {tuple(step_shape)}, got {tuple(state.shape)}"
-        )
-    tau_n = _per_neuron(tau, step_shape, x)
-    vth_n = _per_neuron(v_threshold, step_shape, x)
-    u0 = state.reshape(n).to(x.dtype)
-    if _use_numba(backend, x):
-        spikes, u_last = _NumbaLIF.apply(x2d, u0, tau_n, vth_n, dynamics)
+    run = _Run(x, time_dim, tau, v_threshold, dynamics, state, backend)
+    if run.numba:
+        spikes, u_last = _NumbaLIF.apply(run.x2d, run.u0, run.tau, run.vth, run.dynamics)
     else:
-        spikes, u_last = _lif_torch(x2d, u0, tau_n, vth_n, dynamics)
-    spikes = spikes.reshape(moved.shape).movedim(0, time_dim)
-    return spikes, u_last.reshape(step_shape)
+        spikes, u_last = _lif_torch(run.x2d, run.u0, run.tau, run.vth, run.dynamics)
+    return run.restore(spikes), u_last.reshape(run.step_shape)
+
+
+@torch.no_grad()
+def lif_trace(
+    x: torch.Tensor,
+    *,
+    time_dim: int,
+    tau: float | torch.Tensor,
+    v_threshold: float | torch.Tensor = 1.0,
+    dynamics: LIFDynamics | None = None,
+    state: torch.Tensor | None = None,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like `lif` without gradients, returning (spikes, potentials h before reset) per step."""
+    run = _Run(x, time_dim, tau, v_threshold, dynamics, state, backend)
+    if run.numba:
+        h = torch.empty_like(run.x2d)
+        spikes, _ = _run_forward(run.x2d.contiguous(), run.u0, run.tau, run.vth, run.dynamics, h=h)
+    else:
+        trace: list[torch.Tensor] = []
+        spikes, _ = _lif_torch(run.x2d, run.u0, run.tau, run.vth, run.dynamics, trace)
+        h = torch.stack(trace) if trace else torch.zeros_like(run.x2d)
+    return run.restore(spikes), run.restore(h)
+
+
+class _Run:
+    """Checked arguments of one LIF call, flattened to time-major [T, N] with one value each."""
+
+    def __init__(self, x, time_dim, tau, v_threshold, dynamics, state, backend):
+        self.dynamics = dynamics or LIFDynamics()
+        if not torch.is_floating_point(x):
+            raise ValueError(f"LIF input must be a floating-point tensor, got dtype {x.dtype}")
+        if not -x.dim() <= time_dim < x.dim():
+            raise ValueError(
+                f"time_dim {time_dim} is out of range for an input of shape {tuple(x.shape)}"
+            )
+        _check_tau(tau, self.dynamics.decay)
+        if backend not in BACKENDS:
+            raise ValueError(f"LIF backend must be one of {BACKENDS}, got {backend!r}")
+        self.time_dim = time_dim
+        self.moved_shape = x.movedim(time_dim, 0).shape
+        self.step_shape = self.moved_shape[1:]
+        self.x2d = x.movedim(time_dim, 0).reshape(self.moved_shape[0], -1)
+        if state is None:
+            state = x.new_zeros(self.step_shape)
+        elif state.shape != self.step_shape:
+            raise ValueError(
+                f"LIF state must have one step's shape {tuple(self.step_shape)}, "
+                f"got {tuple(state.shape)}"
+            )
+        self.u0 = state.reshape(-1).to(x.dtype)
+        self.tau = _per_neuron(tau, self.step_shape, x)
+        self.vth = _per_neuron(v_threshold, self.step_shape, x)
+        self.numba = _use_numba(backend, x)
+
+    def restore(self, values2d: torch.Tensor) -> torch.Tensor:
+        """[T, N] back to the input's shape and axis order."""
+        return values2d.reshape(self.moved_shape).movedim(0, self.time_dim)
 
 
 def _check_tau(tau, decay: str) -> None:
@@ -115,12 +153,15 @@ def _per_neuron(value, step_shape: torch.Size, x: torch.Tensor) -> torch.Tensor:
 def _use_numba(backend: str, x: torch.Tensor) -> bool:
     numba_ok = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
     if backend == "numba" and not numba_ok:
-        raise ValueError(f"the numba LIF backend needs a float32/float64 CPU tensor, got {x.dtype} on {x.device}")
+        raise ValueError(
+            f"the numba LIF backend needs a float32/float64 CPU tensor, got {x.dtype} on {x.device}"
+        )
     return backend == "numba" or (backend == "auto" and numba_ok)
 
 
-def _lif_torch(x2d, u0, tau, vth, dyn: LIFDynamics):
-    """Plain per-step loop through autograd: the portable fallback (and any device)."""
+def _lif_torch(x2d, u0, tau, vth, dyn: LIFDynamics, trace: list | None = None):
+    """Plain per-step loop through autograd: the portable fallback (and any device). When
+    `trace` is a list, the potentials before reset are appended to it."""
     u = u0
     spikes = []
     for x_t in x2d:
@@ -129,6 +170,8 @@ def _lif_torch(x2d, u0, tau, vth, dyn: LIFDynamics):
             h = tau * u_prev + x_t
         else:
             h = u_prev + (x_t - u_prev) / tau
+        if trace is not None:
+            trace.append(h)
         s = spike(h - vth, dyn.surrogate)
         s_reset = s.detach() if dyn.detach_reset else s
         if dyn.reset == "soft":
@@ -292,9 +335,14 @@ class LIF(SpikingNeuron):
         if v_threshold <= 0:
             raise ValueError(f"v_threshold must be positive, got {v_threshold}")
         if (channels is None) != (channel_dim is None):
-            raise ValueError("give both channels and channel_dim for per-channel parameters, or neither")
+            raise ValueError(
+                "give both channels and channel_dim for per-channel parameters, or neither"
+            )
         self.time_dim, self.channels, self.channel_dim, self.backend = (
-            time_dim, channels, channel_dim, backend,
+            time_dim,
+            channels,
+            channel_dim,
+            backend,
         )
         shape = (channels,) if channels else ()
         # Fixed values stay plain floats, so that e.g. tau = 0.125 is exactly 0.125.
@@ -315,7 +363,9 @@ class LIF(SpikingNeuron):
         rate = torch.sigmoid(self.decay_logit)
         return rate if self.dynamics.decay == "multiplicative" else 1.0 / rate
 
-    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None, return_state: bool = False):
+    def forward(
+        self, x: torch.Tensor, state: torch.Tensor | None = None, return_state: bool = False
+    ):
         spikes, state = lif(
             x,
             time_dim=self.time_dim,

@@ -1,0 +1,5 @@
+"""Whole networks, one file a family."""
+
+from spikeforge.models.dense import DenseSNN
+
+__all__ = ["DenseSNN"]

@@ -1,0 +1,145 @@
+"""The surrogate dynamic network (SDN) of SpikingSSM: LIF membrane potentials in parallel.
+
+For the hard-reset LIF with multiplicative decay tau, v_th = 1 and v_reset = 0, the SDN
+predicts from the input currents y the decayed after-reset potential mem[t] = tau * u[t-1],
+so that every step's spike s[t] = H(mem[t] + y[t] - 1) is computed at once instead of step by
+step. The network is strictly causal: mem[t] sees y[t-8] ... y[t-1]. One network is trained
+per tau; with the threshold scaling y / v_th it serves every threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from spikeforge.neuron.lif_core import LIFDynamics, lif_trace
+from spikeforge.neuron.surrogate import Surrogate, spike
+
+SHIPPED_TAUS = (0.125, 0.25, 0.5)
+SDN_DYNAMICS = LIFDynamics(decay="multiplicative", reset="hard", v_reset=0.0)
+
+
+class SurrogateDynamicNetwork(nn.Module):
+    """Conv1d(1->C, k=1) -> causal depthwise Conv1d(C, k) + BN -> ReLU -> Conv1d(C->C, k=1) + BN
+    + residual -> ReLU -> Conv1d(C->1, k=1). Input and output [N, L]."""
+
+    def __init__(self, tau: float, channels: int = 8, kernel_size: int = 8):
+        super().__init__()
+        self.tau, self.channels, self.kernel_size = float(tau), channels, kernel_size
+        self.encode = nn.Conv1d(1, channels, 1, bias=False)
+        # padding k on both sides, then keep the first L outputs: output t sees t-k .. t-1
+        self.temporal = nn.Conv1d(
+            channels, channels, kernel_size, padding=kernel_size, groups=channels
+        )
+        self.temporal_norm = nn.BatchNorm1d(channels)
+        self.mix = nn.Conv1d(channels, channels, 1)
+        self.mix_norm = nn.BatchNorm1d(channels)
+        self.decode = nn.Conv1d(channels, 1, 1)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if y.dim() != 2:
+            raise ValueError(f"the SDN expects input currents [N, L], got shape {tuple(y.shape)}")
+        length = y.shape[-1]
+        z = self.encode(y.unsqueeze(1))
+        z = torch.relu(self.temporal_norm(self.temporal(z)[..., :length]))
+        z = torch.relu(self.mix_norm(self.mix(z)) + z)
+        return self.decode(z).squeeze(1)
+
+    def folded(self) -> SurrogateDynamicNetwork:
+        """An eval-mode copy with each BatchNorm merged into the conv before it (BN -> identity)."""
+        copy = SurrogateDynamicNetwork(self.tau, self.channels, self.kernel_size)
+        copy.load_state_dict(self.state_dict())
+        copy.eval()
+        with torch.no_grad():
+            for conv, norm in ((copy.temporal, copy.temporal_norm), (copy.mix, copy.mix_norm)):
+                scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+                conv.weight.mul_(scale.reshape(-1, 1, 1))
+                conv.bias.copy_((conv.bias - norm.running_mean) * scale + norm.bias)
+        copy.temporal_norm = nn.Identity()
+        copy.mix_norm = nn.Identity()
+        return copy
+
+
+def exact_targets(y: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mem, spikes) of the exact hard-reset LIF on currents y [N, L]: mem[t] = tau * u[t-1]."""
+    spikes, h = lif_trace(y, time_dim=-1, tau=tau, dynamics=SDN_DYNAMICS)
+    return h - y, spikes
+
+
+def sdn_spikes(
+    y: torch.Tensor, sdn: nn.Module, surrogate: Surrogate | str = "triangle"
+) -> torch.Tensor:
+    """Spikes of threshold-1 LIF neurons on currents y [N, L], all steps in parallel.
+
+    The potential is predicted without gradient; the surrogate gradient flows through the
+    direct y term only (as in SpikingSSM)."""
+    with torch.no_grad():
+        mem = sdn(y.detach())
+    return spike(mem + y - 1.0, surrogate)
+
+
+def spike_agreement(sdn: nn.Module, y: torch.Tensor) -> tuple[float, float]:
+    """(fraction of steps where SDN spikes equal exact LIF spikes, mean absolute error of mem)."""
+    mem, exact = exact_targets(y, sdn.tau)
+    with torch.no_grad():
+        predicted = sdn(y)
+    agree = ((predicted + y - 1.0 >= 0).to(y.dtype) == exact).double().mean().item()
+    return agree, (predicted - mem).abs().mean().item()
+
+
+def _weights_dir() -> Path:
+    return Path(str(resources.files("spikeforge.neuron") / "sdn_weights"))
+
+
+def shipped_path(tau: float) -> Path:
+    return _weights_dir() / f"sdn_tau_{tau:g}.json"
+
+
+def save_sdn(sdn: SurrogateDynamicNetwork, path: str | Path, metrics: dict | None = None) -> None:
+    """Write the folded network as JSON (plain numbers: safe to load), atomically."""
+    folded = sdn.folded()
+    payload = {
+        "format": "spikeforge-sdn-1",
+        "tau": sdn.tau,
+        "channels": sdn.channels,
+        "kernel_size": sdn.kernel_size,
+        "metrics": metrics or {},
+        "state": {name: value.tolist() for name, value in folded.state_dict().items()},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle)
+    os.replace(tmp, path)
+
+
+def load_sdn(tau: float | None = None, path: str | Path | None = None) -> SurrogateDynamicNetwork:
+    """A folded SDN from a file, or the network shipped for `tau`, in eval mode."""
+    if path is None:
+        if tau is None:
+            raise ValueError("load_sdn needs a tau or a path")
+        path = shipped_path(tau)
+        if not path.exists():
+            raise ValueError(
+                f"no SDN is shipped for tau={tau:g} (shipped: {SHIPPED_TAUS}); train one with "
+                f"`spikeforge sdn train --tau {tau:g} --out FILE` and load it by path"
+            )
+    try:
+        payload = json.loads(Path(path).read_text())
+        net = SurrogateDynamicNetwork(payload["tau"], payload["channels"], payload["kernel_size"])
+        net.temporal_norm = nn.Identity()
+        net.mix_norm = nn.Identity()
+        net.load_state_dict({k: torch.tensor(v) for k, v in payload["state"].items()})
+    except (json.JSONDecodeError, KeyError, TypeError, RuntimeError) as error:
+        raise ValueError(f"{path} is not a spikeforge SDN file: {error}") from None
+    if tau is not None and abs(net.tau - tau) > 1e-12:
+        raise ValueError(f"{path} holds an SDN for tau={net.tau:g}, not tau={tau:g}")
+    net.metrics = payload.get("metrics", {})
+    return net.eval()

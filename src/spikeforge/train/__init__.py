@@ -1,0 +1,1 @@
+"""Orchestration: training loops and the demo."""

@@ -1,0 +1,80 @@
+import json
+
+import pytest
+
+from spikeforge.cli import main
+
+
+def test_version(capsys):
+    assert main(["version"]) == 0
+    assert capsys.readouterr().out.startswith("spikeforge ")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["no-such-command"], ["demo", "--epochs", "0"], ["bench", "neuron", "--lengths", "x"], []],
+)
+def test_bad_arguments_exit_nonzero_with_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["bench", "neuron", "--help"]])
+def test_every_command_has_help_and_seed(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage" in out
+    if argv[0] != "--help":
+        assert "--seed" in out
+
+
+def test_library_value_errors_become_one_line(monkeypatch, capsys):
+    import spikeforge.train.demo as demo
+
+    def broken(**_):
+        raise ValueError("expected something, got something else")
+
+    monkeypatch.setattr(demo, "run_demo", broken)
+    assert main(["demo"]) == 2
+    assert (
+        capsys.readouterr().err
+        == "spikeforge demo: error: expected something, got something else\n"
+    )
+
+
+def test_bench_neuron_json_rows(capsys):
+    assert (
+        main(
+            [
+                "bench",
+                "neuron",
+                "--lengths",
+                "64",
+                "200",
+                "--channels",
+                "16",
+                "--repeats",
+                "1",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["L"] for row in rows] == [64, 200]
+    for row in rows:
+        for key in (
+            "ours_s",
+            "spikingjelly_s",
+            "snntorch_s",
+            "speedup_vs_spikingjelly",
+            "speedup_vs_snntorch",
+            "spikes_equal",
+        ):
+            assert key in row
+        assert row["ours_s"] > 0
