@@ -10,13 +10,12 @@ Times are medians of repeated runs after a warm-up; spikes are compared element 
 from __future__ import annotations
 
 import logging
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 from tqdm import tqdm
 
+from spikeforge.bench import time_forward_backward
 from spikeforge.neuron import LIFDynamics, lif
 
 SJ_DYNAMICS = LIFDynamics(decay="input", reset="hard", surrogate="sigmoid(alpha=4)")
@@ -74,21 +73,6 @@ def snntorch_leaky() -> Callable[[torch.Tensor], torch.Tensor] | None:
         return torch.stack(spikes)
 
     return run
-
-
-def time_forward_backward(
-    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, weight: torch.Tensor, repeats: int
-) -> tuple[float, torch.Tensor]:
-    """Median seconds of spikes = fn(x); (spikes * weight).sum().backward(), after a warm-up."""
-    times = []
-    for i in range(repeats + 1):
-        xg = x.detach().requires_grad_()
-        start = time.perf_counter()
-        spikes = fn(xg)
-        (spikes * weight).sum().backward()
-        if i:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times), spikes.detach()
 
 
 def run(

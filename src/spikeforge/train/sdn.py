@@ -34,17 +34,22 @@ def train_sdn(
     weight_decay: float = 0.01,
     seed: int = 0,
     progress: bool = True,
+    device: str = "cpu",
+    max_seconds: float | None = None,
 ) -> tuple[SurrogateDynamicNetwork, dict]:
-    """SmoothL1 on mem, AdamW, cosine schedule, 90/10 split, best epoch by validation loss."""
+    """SmoothL1 on mem, AdamW, cosine schedule, 90/10 split, best epoch by validation loss.
+
+    With `max_seconds`, training stops after the last epoch that fits in that time (the
+    metrics say how many epochs ran)."""
     if sequences < 10 or length < 2 or epochs < 1 or batch_size < 1:
         raise ValueError(
             "SDN training needs sequences >= 10, length >= 2, epochs >= 1 and batch_size >= 1"
         )
     torch.manual_seed(seed)
-    y, mem = make_dataset(tau, sequences, length, seed)
+    y, mem = (t.to(device) for t in make_dataset(tau, sequences, length, seed))
     n_val = sequences // 10
     y_train, mem_train, y_val, mem_val = y[n_val:], mem[n_val:], y[:n_val], mem[:n_val]
-    net = SurrogateDynamicNetwork(tau)
+    net = SurrogateDynamicNetwork(tau).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = -(-len(y_train) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
@@ -54,7 +59,7 @@ def train_sdn(
     bar = tqdm(range(epochs), desc=f"SDN tau={tau:g}", unit="epoch", disable=not progress)
     for epoch in bar:
         net.train()
-        order = torch.randperm(len(y_train))
+        order = torch.randperm(len(y_train), device=device)
         for i in range(steps_per_epoch):
             idx = order[i * batch_size : (i + 1) * batch_size]
             loss = loss_fn(net(y_train[idx]), mem_train[idx])
@@ -66,16 +71,21 @@ def train_sdn(
         if val_loss < best[0]:
             best = (val_loss, copy.deepcopy(net.state_dict()), epoch + 1)
         bar.set_postfix(val_loss=f"{val_loss:.2e}", best_epoch=best[2])
+        elapsed = time.perf_counter() - start
+        if max_seconds is not None and elapsed * (epoch + 2) / (epoch + 1) > max_seconds:
+            break
     net.load_state_dict(best[1])
-    net.eval()
+    net = net.cpu().eval()
     metrics = {
         "val_loss": best[0],
         "best_epoch": best[2],
         "epochs": epochs,
+        "epochs_run": epoch + 1,
         "sequences": sequences,
         "length": length,
         "seed": seed,
         "train_seconds": time.perf_counter() - start,
+        "device": str(device),
     }
     return net, metrics
 

@@ -1,0 +1,87 @@
+import pytest
+import torch
+
+from spikeforge.neuron.sdn import (
+    SHIPPED_TAUS,
+    SurrogateDynamicNetwork,
+    exact_targets,
+    load_sdn,
+    save_sdn,
+    sdn_spikes,
+)
+
+
+def _exact_loop(y, tau):
+    """Hard-reset LIF, v_th = 1, v_reset = 0, written out: returns (tau * u[t-1], spikes)."""
+    u = torch.zeros(y.shape[0], dtype=y.dtype)
+    mem, spikes = [], []
+    for t in range(y.shape[1]):
+        mem.append(tau * u)
+        h = tau * u + y[:, t]
+        s = (h >= 1).to(y.dtype)
+        u = h * (1 - s)
+        spikes.append(s)
+    return torch.stack(mem, 1), torch.stack(spikes, 1)
+
+
+def test_exact_targets_match_a_plain_loop():
+    y = torch.randn(5, 300, dtype=torch.float64) * 1.3
+    mem, spikes = exact_targets(y, 0.25)
+    ref_mem, ref_spikes = _exact_loop(y, 0.25)
+    torch.testing.assert_close(mem, ref_mem, rtol=0, atol=1e-12)
+    assert torch.equal(spikes, ref_spikes)
+
+
+def test_network_is_strictly_causal_over_eight_steps():
+    net = SurrogateDynamicNetwork(0.125).eval()
+    y = torch.randn(3, 64)
+    changed = y.clone()
+    changed[:, 40] += 5.0
+    diff = (net(y) - net(changed)).abs().amax(0)
+    assert torch.all(diff[:41] == 0)  # outputs up to t = 40 never see y[40]
+    assert torch.all(diff[41:49] > 0)  # t = 41 .. 48 see it
+    assert torch.all(diff[49:] == 0)  # beyond eight steps it is forgotten
+
+
+def test_folding_batchnorm_keeps_outputs(tmp_path):
+    net = SurrogateDynamicNetwork(0.25)
+    with torch.no_grad():  # non-trivial statistics, as after training
+        net(torch.randn(32, 200) * 2)
+    net.eval()
+    y = torch.randn(4, 200)
+    torch.testing.assert_close(net.folded()(y), net(y), rtol=1e-5, atol=1e-5)
+    path = tmp_path / "sdn.json"
+    save_sdn(net, path, {"note": "test"})
+    loaded = load_sdn(path=path)
+    torch.testing.assert_close(loaded(y), net(y), rtol=1e-5, atol=1e-5)
+    assert loaded.tau == 0.25 and loaded.metrics == {"note": "test"}
+
+
+@pytest.mark.parametrize("tau", SHIPPED_TAUS)
+def test_shipped_networks_predict_spikes_of_the_exact_lif(tau):
+    net = load_sdn(tau)
+    assert sum(p.numel() for p in net.parameters()) < 200
+    y = torch.randn(200, 1024, generator=torch.Generator().manual_seed(7))
+    _, exact = _exact_loop(y, tau)
+    agreement = (sdn_spikes(y, net) == exact).float().mean().item()
+    assert agreement >= {0.125: 0.999, 0.25: 0.998, 0.5: 0.99}[tau]
+
+
+def test_gradient_flows_only_through_the_direct_term():
+    net = load_sdn(0.125)
+    y = torch.randn(2, 50, requires_grad=True)
+    sdn_spikes(y, net, "triangle").sum().backward()
+    mem = net(y.detach())
+    expected = torch.clamp(1 - (mem + y.detach() - 1).abs(), min=0)
+    torch.testing.assert_close(y.grad, expected)
+
+
+def test_unknown_tau_and_bad_files_give_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="spikeforge sdn train --tau 0.3"):
+        load_sdn(0.3)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not a spikeforge SDN file"):
+        load_sdn(path=bad)
+    with pytest.raises(ValueError, match="input currents"):
+        SurrogateDynamicNetwork(0.125)(torch.randn(2, 3, 4))
