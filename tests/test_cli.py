@@ -33,6 +33,12 @@ def test_every_command_has_help_and_seed(argv, capsys):
         assert "--seed" in out
 
 
+def test_bad_energy_table_is_rejected_before_training(capsys):
+    assert main(["demo", "--energy-table", "mac=4.6"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spikeforge demo: error:") and "mac=" in err and err.count("\n") == 1
+
+
 def test_library_value_errors_become_one_line(monkeypatch, capsys):
     import spikeforge.train.demo as demo
 

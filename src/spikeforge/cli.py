@@ -35,7 +35,9 @@ def _cmd_demo(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = run_demo(seed=args.seed, epochs=args.epochs, progress=not args.json)
+    result = run_demo(
+        seed=args.seed, epochs=args.epochs, progress=not args.json, energy_table=args.energy_table
+    )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
@@ -198,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--threads", type=_positive_int, help="torch threads (default: torch's choice)"
+    )
+    demo.add_argument(
+        "--energy-table",
+        default="45nm",
+        help="energy per op: a table name (45nm) or 'mac=PJ,ac=PJ' (default 45nm)",
     )
     demo.add_argument("--json", action="store_true", help="print the result as JSON")
 

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from spikeforge.data import load_digits_split
-from spikeforge.energy import EnergyReport, measure_energy
+from spikeforge.energy import EnergyReport, get_energy_table, measure_energy
 from spikeforge.models import DenseSNN
 
 
@@ -33,11 +33,16 @@ class DemoResult:
 
 
 def run_demo(
-    seed: int = 0, epochs: int = 60, batch_size: int = 64, progress: bool = True
+    seed: int = 0,
+    epochs: int = 60,
+    batch_size: int = 64,
+    progress: bool = True,
+    energy_table: str = "45nm",
 ) -> DemoResult:
     """Train DenseSNN on digits for `epochs` epochs; report test accuracy and energy."""
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch size must be >= 1, got {epochs} and {batch_size}")
+    table = get_energy_table(energy_table)  # a bad table fails before training, not after
     torch.manual_seed(seed)
     train_set, test_set = load_digits_split(seed=seed)
     model = DenseSNN(in_features=64, hidden=(512, 256), steps=10)
@@ -65,5 +70,5 @@ def run_demo(
     test_x, test_y = test_set.tensors
     with torch.no_grad():
         accuracy = (model(test_x).argmax(1) == test_y).float().mean().item()
-    energy = measure_energy(model, [test_x])
+    energy = measure_energy(model, [test_x], table=table)
     return DemoResult(accuracy, train_seconds, epochs, energy)

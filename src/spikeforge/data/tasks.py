@@ -1,0 +1,165 @@
+"""Long-sequence tasks by name: `sequence_task(name) -> (train, val, test, info)`."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from spikeforge.data import listops as listops_module
+from spikeforge.data.aan import AANDataset
+from spikeforge.data.cifar import CIFARDataset
+from spikeforge.data.fashion_mnist import FashionMNISTDataset
+from spikeforge.data.imdb import IMDBDataset
+from spikeforge.data.pathfinder import DIFFICULTIES, PathfinderDataset
+from spikeforge.data.splits import fraction_split, held_out_split
+from spikeforge.data.tokens import BYTE_VOCAB_SIZE
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInfo:
+    """What a model needs to know about a task's inputs and outputs."""
+
+    name: str
+    num_classes: int
+    seq_len: int
+    vocab_size: int | None = None  # token tasks: ids in [0, vocab_size), 0 pads
+    in_channels: int | None = None  # real-valued tasks: features per sequence step
+    paired: bool = False  # inputs are [2, seq_len] document pairs (AAN)
+
+
+Splits = tuple[Dataset, Dataset, Dataset, TaskInfo]
+
+
+def _listops(root: str | Path | None, seq_len: int | None = None, **spec_fields: int) -> Splits:
+    """Generated to the LRA specification (ListOpsSpec fields as options), or the release
+    files when root is given; sequences padded to seq_len (default: the window's max_length)."""
+    spec = listops_module.ListOpsSpec(**spec_fields)
+    seq_len = seq_len or spec.max_length
+    train, val, test = listops_module.listops_datasets(spec, root, max_length=seq_len)
+    info = TaskInfo(
+        "listops", listops_module.NUM_CLASSES, seq_len, vocab_size=listops_module.VOCAB_SIZE
+    )
+    return train, val, test, info
+
+
+def _fashion_mnist(
+    root: str | Path | None,
+    mode: str,
+    normalize: tuple[float, float] | None,
+    permutation_seed: int,
+    val_fraction: float,
+    seed: int,
+) -> tuple[Dataset, Dataset, Dataset]:
+    def split(name: str) -> FashionMNISTDataset:
+        return FashionMNISTDataset(name, root, mode, normalize, permutation_seed)
+
+    train, val = held_out_split(split("train"), val_fraction, seed)
+    return train, val, split("test")
+
+
+def _fashion_mnist_seq(
+    root: str | Path | None,
+    normalize: tuple[float, float] | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> Splits:
+    """Fashion-MNIST pixel by pixel, 784 steps of 1 value; normalize e.g. FASHION_MNIST_MEAN_STD."""
+    splits = _fashion_mnist(root, "sequence", normalize, 0, val_fraction, seed)
+    return *splits, TaskInfo("fashion-mnist-seq", 10, 784, in_channels=1)
+
+
+def _fashion_mnist_perm(
+    root: str | Path | None,
+    permutation_seed: int = 0,
+    normalize: tuple[float, float] | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> Splits:
+    """Fashion-MNIST in the fixed random pixel order of permutation_seed."""
+    splits = _fashion_mnist(root, "permuted", normalize, permutation_seed, val_fraction, seed)
+    return *splits, TaskInfo("fashion-mnist-perm", 10, 784, in_channels=1)
+
+
+def _cifar_gray_seq(
+    root: str | Path | None,
+    normalize: tuple[float, float] | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> Splits:
+    """CIFAR-10 grayscale, 1024 steps of 1 value (LRA Image); normalize e.g. GRAY_MEAN_STD."""
+    train = CIFARDataset("train", root, "cifar10", "gray-sequence", normalize)
+    train, val = held_out_split(train, val_fraction, seed)
+    test = CIFARDataset("test", root, "cifar10", "gray-sequence", normalize)
+    return train, val, test, TaskInfo("cifar-gray-seq", 10, 1024, in_channels=1)
+
+
+def _imdb(
+    root: str | Path | None, seq_len: int = 4096, val_fraction: float = 0.1, seed: int = 0
+) -> Splits:
+    """IMDB reviews as bytes (LRA Text)."""
+    train, val = held_out_split(IMDBDataset("train", root, seq_len), val_fraction, seed)
+    test = IMDBDataset("test", root, seq_len)
+    return train, val, test, TaskInfo("imdb", 2, seq_len, vocab_size=BYTE_VOCAB_SIZE)
+
+
+def _aan(root: str | Path | None, seq_len: int = 4000) -> Splits:
+    """AAN document pairs as bytes (LRA Retrieval), the release's train/eval/test files."""
+    train, val, test = (AANDataset(split, root, seq_len) for split in ("train", "eval", "test"))
+    info = TaskInfo("aan", 2, seq_len, vocab_size=BYTE_VOCAB_SIZE, paired=True)
+    return train, val, test, info
+
+
+def _pathfinder(
+    root: str | Path | None,
+    resolution: int = 32,
+    difficulty: str = DIFFICULTIES[-1],
+    normalize: tuple[float, float] | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+) -> Splits:
+    """Pathfinder (resolution 128: Path-X); a seeded split, since LRA publishes none."""
+    everything = PathfinderDataset(root, resolution, difficulty, normalize)
+    fractions = [1.0 - val_fraction - test_fraction, val_fraction, test_fraction]
+    train, val, test = fraction_split(everything, fractions, seed)
+    info = TaskInfo("pathfinder", 2, resolution * resolution, in_channels=1)
+    return train, val, test, info
+
+
+TASKS: dict[str, Callable[..., Splits]] = {
+    "listops": _listops,
+    "fashion-mnist-seq": _fashion_mnist_seq,
+    "fashion-mnist-perm": _fashion_mnist_perm,
+    "cifar-gray-seq": _cifar_gray_seq,
+    "imdb": _imdb,
+    "aan": _aan,
+    "pathfinder": _pathfinder,
+}
+
+
+def sequence_task(name: str, root: str | Path | None = None, **options) -> Splits:
+    """(train, val, test, info) of a long-sequence task by name (see TASKS).
+
+    `root` is the folder holding the task's published files (None: the task's default place,
+    the cache folder for most); `options` are the task's keyword arguments. The validation
+    split is the published one where there is one, else a seeded `val_fraction` of train.
+    """
+    if name not in TASKS:
+        raise ValueError(f"unknown sequence task {name!r}; expected one of {list(TASKS)}")
+    build = TASKS[name]
+    allowed = _option_names(name)
+    unknown = set(options).difference(allowed)
+    if unknown:
+        raise ValueError(f"task {name!r} has no options {sorted(unknown)}; expected {allowed}")
+    return build(root, **options)
+
+
+def _option_names(name: str) -> list[str]:
+    if name == "listops":
+        fields = [field.name for field in dataclasses.fields(listops_module.ListOpsSpec)]
+        return ["seq_len", *fields]
+    return [p for p in inspect.signature(TASKS[name]).parameters if p != "root"]
