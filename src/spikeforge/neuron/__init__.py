@@ -1,6 +1,7 @@
 """The spiking core: surrogate spikes and LIF dynamics."""
 
 from spikeforge.neuron.lif_core import LIF, LIFDynamics, SpikingNeuron, lif, lif_trace
+from spikeforge.neuron.ssm_neuron import SSM_NEURON_MODES, SSMNeuron
 from spikeforge.neuron.surrogate import (
     SURROGATES,
     ATan,
@@ -18,6 +19,8 @@ __all__ = [
     "SpikingNeuron",
     "lif",
     "lif_trace",
+    "SSM_NEURON_MODES",
+    "SSMNeuron",
     "SURROGATES",
     "ATan",
     "Rectangular",
