@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -65,10 +66,14 @@ def _cmd_bench_neuron(args) -> int:
         seed=args.seed,
         progress=not args.json,
     )
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(format_table(rows, channels=args.channels, machine=machine_description()))
+    return _print_rows(
+        args, rows, format_table, channels=args.channels, machine=machine_description()
+    )
+
+
+def _print_rows(args, rows: list[dict], format_table, **table_options) -> int:
+    """A benchmark's rows as JSON (--json) or as its table."""
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows, **table_options))
     return 0
 
 
@@ -145,11 +150,33 @@ def _cmd_bench_sdn(args) -> int:
         seed=args.seed,
         progress=not args.json,
     )
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(format_table(rows, machine=_device_description(args.device)))
-    return 0
+    return _print_rows(args, rows, format_table, machine=_device_description(args.device))
+
+
+def _cmd_bench_memory(args) -> int:
+    from spikeforge.bench.memory import format_table, run
+
+    rows = run(
+        lengths=tuple(args.lengths),
+        batch=args.batch,
+        d_model=args.d_model,
+        n_layers=args.layers,
+        lif_mode=args.lif_mode,
+        device=args.device,
+        progress=not args.json,
+    )
+    return _print_rows(args, rows, format_table, machine=_device_description(args.device))
+
+
+def _cmd_bench_accuracy(args) -> int:
+    import torch
+
+    from spikeforge.bench import machine_description
+    from spikeforge.bench.accuracy import format_table, run
+
+    torch.set_num_threads(args.threads)
+    rows = run(configs=args.configs, out=args.out, seed=args.seed, progress=not args.json)
+    return _print_rows(args, rows, format_table, machine=machine_description())
 
 
 def _device_description(device: str) -> str:
@@ -160,6 +187,58 @@ def _device_description(device: str) -> str:
     if device.startswith("cuda"):
         return f"{torch.cuda.get_device_name(torch.device(device))}, torch {torch.__version__}"
     return machine_description()
+
+
+def _cmd_train(args) -> int:
+    from spikeforge.train.config import load_config
+    from spikeforge.train.sequence import train
+
+    overrides = list(args.set or [])
+    if args.epochs:
+        overrides.append(f"optim.epochs={args.epochs}")
+    if args.max_steps:
+        overrides.append(f"optim.max_steps={args.max_steps}")
+    config = load_config(
+        args.config or args.task,
+        overrides,
+        model=args.model,
+        task=args.task,
+        seed=args.seed,
+        lif_mode=args.lif_mode,
+    )
+    out = args.out or f"runs/{args.model}-{Path(args.config or args.task).stem}-seed{args.seed}"
+    run_dir = train(config, out, resume=args.resume, progress=not args.quiet)
+    print(
+        f"run written to {run_dir}; evaluate with: spikeforge eval {run_dir}/checkpoints/last.ckpt"
+    )
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from spikeforge.train.sequence import evaluate
+
+    result = evaluate(
+        args.checkpoint,
+        split=args.split,
+        lif_mode=args.lif_mode,
+        energy_table=args.energy_table,
+        limit_samples=args.limit,
+    )
+    energy = result.pop("energy")
+    if args.json:
+        print(json.dumps({**result, "energy": energy.to_dict()}, indent=2))
+        return 0
+    print(
+        f"{result['model']} on {result['task']} ({result['split']}, {result['samples']} samples, "
+        f"{result['lif_mode']} LIF): accuracy {result['accuracy'] * 100:.2f} %, "
+        f"mean spike rate {_percent(result['mean_spike_rate'])}"
+    )
+    print(energy.format_table())
+    return 0
+
+
+def _percent(value: float | None) -> str:
+    return "n/a (no spiking layers)" if value is None else f"{value * 100:.2f} %"
 
 
 def _positive_float(text: str) -> float:
@@ -188,111 +267,176 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build, train, search and measure energy-efficient spiking neural networks.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    _add_demo(sub)
+    _add_train_and_eval(sub)
+    _add_sdn(sub)
+    _add_bench(sub)
+    _add_command(sub, "version", "print the installed version", _cmd_version)
+    return parser
 
+
+def _add_json(parser: argparse.ArgumentParser, what: str = "the result") -> None:
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def _add_lengths(parser: argparse.ArgumentParser, default: list[int]) -> None:
+    parser.add_argument(
+        "--lengths",
+        type=_positive_int,
+        nargs="+",
+        default=default,
+        help=f"sequence lengths L (default {' '.join(map(str, default))})",
+    )
+
+
+def _add_demo(sub) -> None:
     demo = _add_command(
         sub,
         "demo",
         "train a small LIF network on scikit-learn digits, report accuracy and energy",
         _cmd_demo,
     )
-    demo.add_argument(
-        "--epochs", type=_positive_int, default=60, help="training epochs (default 60)"
-    )
-    demo.add_argument(
-        "--threads", type=_positive_int, help="torch threads (default: torch's choice)"
-    )
+    demo.add_argument("--epochs", type=_positive_int, default=60, help="epochs (default 60)")
+    demo.add_argument("--threads", type=_positive_int, help="torch threads (default: torch's)")
     demo.add_argument(
         "--energy-table",
         default="45nm",
         help="energy per op: a table name (45nm) or 'mac=PJ,ac=PJ' (default 45nm)",
     )
-    demo.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_json(demo)
 
-    bench = sub.add_parser("bench", help="speed benchmarks, side by side with peers")
-    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="benchmark")
-    neuron = _add_command(
-        bench_sub, "neuron", "LIF forward+backward vs SpikingJelly and snnTorch", _cmd_bench_neuron
-    )
-    neuron.add_argument(
-        "--lengths",
-        type=_positive_int,
-        nargs="+",
-        default=[1024, 4096, 16384],
-        help="sequence lengths L (default 1024 4096 16384)",
-    )
-    neuron.add_argument(
-        "--channels", type=_positive_int, default=2048, help="neurons (default 2048)"
-    )
-    neuron.add_argument(
-        "--repeats", type=_positive_int, default=5, help="timed runs per case (median)"
-    )
-    neuron.add_argument(
-        "--snntorch-max-length",
-        type=_positive_int,
-        default=4096,
-        help="skip snnTorch above this L: it is far slower (default 4096)",
-    )
-    neuron.add_argument(
-        "--threads", type=_positive_int, default=2, help="torch/numba threads (default 2)"
-    )
-    neuron.add_argument("--json", action="store_true", help="print one JSON row per L")
 
-    bench_sdn = _add_command(
-        bench_sub,
-        "sdn",
-        "one spiking layer: BPTT, SLTT, SDN and the fastest exact LIF",
-        _cmd_bench_sdn,
+def _add_train_and_eval(sub) -> None:
+    train = _add_command(sub, "train", "train a sequence model on a task (Lightning)", _cmd_train)
+    train.add_argument("model", help="spiking-ssm or s4d")
+    train.add_argument("--task", required=True, help="listops, fashion-mnist-seq, imdb, aan, ...")
+    train.add_argument("--config", help="config name (default: the task's) or YAML path")
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set model_options.d_model=128 (repeatable)",
     )
-    bench_sdn.add_argument(
-        "--lengths",
-        type=_positive_int,
-        nargs="+",
-        default=[1024, 2048, 4096, 8192, 16384],
-        help="sequence lengths L (default 1K..16K)",
+    train.add_argument("--out", help="run folder (default runs/MODEL-CONFIG-seedN)")
+    train.add_argument(
+        "--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt"
     )
-    bench_sdn.add_argument("--batch", type=_positive_int, default=64, help="batch (default 64)")
-    bench_sdn.add_argument(
-        "--channels", type=_positive_int, default=16, help="channels (default 16)"
+    train.add_argument("--epochs", type=_positive_int, help="override optim.epochs")
+    train.add_argument("--max-steps", type=_positive_int, help="stop after this many steps")
+    train.add_argument(
+        "--lif-mode",
+        choices=["auto", "bptt", "sltt", "sdn"],
+        help="training mode of the spiking layers (default auto: the fastest, measured)",
     )
-    bench_sdn.add_argument("--repeats", type=_positive_int, default=3, help="timed runs (median)")
-    bench_sdn.add_argument(
-        "--bptt-max-length",
-        type=_positive_int,
-        default=8192,
-        help="skip the step-by-step methods above this L (default 8192)",
-    )
-    bench_sdn.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    bench_sdn.add_argument(
-        "--threads", type=_positive_int, default=2, help="CPU threads (default 2)"
-    )
-    bench_sdn.add_argument("--json", action="store_true", help="print one JSON row per L")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    evaluate = _add_command(
+        sub, "eval", "accuracy, spike rates and energy of a checkpoint on real data", _cmd_eval
+    )
+    evaluate.add_argument("checkpoint", help="a .ckpt written by spikeforge train")
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument(
+        "--lif-mode",
+        default="bptt",
+        choices=["bptt", "sltt", "sdn"],
+        help="LIF used for evaluation (default bptt: the exact LIF)",
+    )
+    evaluate.add_argument("--energy-table", default="45nm", help="45nm or 'mac=PJ,ac=PJ'")
+    evaluate.add_argument("--limit", type=_positive_int, help="evaluate a seeded subset")
+    _add_json(evaluate)
+
+
+def _add_sdn(sub) -> None:
     sdn = sub.add_parser("sdn", help="the surrogate dynamic network: train and evaluate")
-    sdn_sub = sdn.add_subparsers(dest="sdn", required=True, metavar="action")
-    train = _add_command(sdn_sub, "train", "train an SDN for one decay tau", _cmd_sdn_train)
+    actions = sdn.add_subparsers(dest="sdn", required=True, metavar="action")
+    train = _add_command(actions, "train", "train an SDN for one decay tau", _cmd_sdn_train)
     train.add_argument("--tau", type=_positive_float, required=True, help="LIF decay, e.g. 0.125")
     train.add_argument("--out", help="output JSON (default: $SPIKEFORGE_CACHE/sdn/sdn_tau_T.json)")
-    train.add_argument("--epochs", type=_positive_int, default=100, help="epochs (default 100)")
+    train.add_argument("--epochs", type=_positive_int, default=100, help="(default 100)")
     train.add_argument("--sequences", type=_positive_int, default=50_000, help="(default 50000)")
     train.add_argument("--length", type=_positive_int, default=1024, help="(default 1024)")
     train.add_argument("--batch-size", type=_positive_int, default=64, help="(default 64)")
     train.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     train.add_argument("--threads", type=_positive_int, help="CPU threads")
     train.add_argument(
-        "--max-minutes",
-        type=_positive_float,
-        help="stop after the last epoch that fits in this time",
+        "--max-minutes", type=_positive_float, help="stop after the last epoch that fits"
     )
     evaluate = _add_command(
-        sdn_sub, "eval", "spike agreement of an SDN with the exact LIF", _cmd_sdn_eval
+        actions, "eval", "spike agreement of an SDN with the exact LIF", _cmd_sdn_eval
     )
-    evaluate.add_argument("--tau", type=_positive_float, help="a shipped SDN: 0.125, 0.25 or 0.5")
+    evaluate.add_argument("--tau", type=_positive_float, help="a shipped SDN: 0.125, 0.25, 0.5")
     evaluate.add_argument("--path", help="an SDN file written by `spikeforge sdn train`")
     evaluate.add_argument("--sequences", type=_positive_int, default=1000, help="(default 1000)")
-    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_json(evaluate)
 
-    _add_command(sub, "version", "print the installed version", _cmd_version)
-    return parser
+
+def _add_bench(sub) -> None:
+    bench = sub.add_parser("bench", help="speed and memory benchmarks, measured side by side")
+    benchmarks = bench.add_subparsers(dest="bench", required=True, metavar="benchmark")
+    neuron = _add_command(
+        benchmarks, "neuron", "LIF forward+backward vs SpikingJelly and snnTorch", _cmd_bench_neuron
+    )
+    _add_lengths(neuron, [1024, 4096, 16384])
+    neuron.add_argument("--channels", type=_positive_int, default=2048, help="(default 2048)")
+    neuron.add_argument("--repeats", type=_positive_int, default=5, help="timed runs (median)")
+    neuron.add_argument(
+        "--snntorch-max-length",
+        type=_positive_int,
+        default=4096,
+        help="skip snnTorch above this L: it is far slower (default 4096)",
+    )
+    neuron.add_argument("--threads", type=_positive_int, default=2, help="threads (default 2)")
+    _add_json(neuron, "one row per L")
+
+    sdn = _add_command(
+        benchmarks,
+        "sdn",
+        "one spiking layer: BPTT, SLTT, SDN and the fastest exact LIF",
+        _cmd_bench_sdn,
+    )
+    _add_lengths(sdn, [1024, 2048, 4096, 8192, 16384])
+    sdn.add_argument("--batch", type=_positive_int, default=64, help="batch (default 64)")
+    sdn.add_argument("--channels", type=_positive_int, default=16, help="channels (default 16)")
+    sdn.add_argument("--repeats", type=_positive_int, default=3, help="timed runs (median)")
+    sdn.add_argument(
+        "--bptt-max-length",
+        type=_positive_int,
+        default=8192,
+        help="skip the step-by-step methods above this L (default 8192)",
+    )
+    sdn.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    sdn.add_argument("--threads", type=_positive_int, default=2, help="CPU threads (default 2)")
+    _add_json(sdn, "one row per L")
+
+    accuracy = _add_command(
+        benchmarks,
+        "accuracy",
+        "SpikingSSM vs S4D at equal budget (trains both per config)",
+        _cmd_bench_accuracy,
+    )
+    accuracy.add_argument(
+        "--configs",
+        nargs="+",
+        default=["fashion-mnist-seq-cpu", "listops-cpu"],
+        help="training configs (default: the two CPU-sized ones)",
+    )
+    accuracy.add_argument("--out", default="runs/bench-accuracy", help="folder for the runs")
+    accuracy.add_argument("--threads", type=_positive_int, default=2, help="threads (default 2)")
+    _add_json(accuracy, "one row per config and model")
+
+    memory = _add_command(
+        benchmarks,
+        "memory",
+        "peak memory of one SpikingSSM training step against L",
+        _cmd_bench_memory,
+    )
+    _add_lengths(memory, [1024, 2048, 4096, 8192, 16384])
+    memory.add_argument("--batch", type=_positive_int, default=8, help="batch (default 8)")
+    memory.add_argument("--d-model", type=_positive_int, default=64, help="channels (default 64)")
+    memory.add_argument("--layers", type=_positive_int, default=2, help="layers (default 2)")
+    memory.add_argument("--lif-mode", default="bptt", choices=["bptt", "sltt", "sdn"])
+    memory.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    _add_json(memory, "one row per L")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -329,3 +329,24 @@ def test_entering_an_active_counter_again_is_refused():
 def test_model_must_be_a_module():
     with pytest.raises(ValueError, match="expected an nn.Module"):
         EnergyCounter(lambda x: x)
+
+
+def test_a_module_can_declare_its_own_macs():
+    from spikeforge.layers import S4D
+
+    layer = S4D(2, 4)  # 2 channels, N = 4: two complex modes, one direction
+    with EnergyCounter(layer) as counter:
+        layer(torch.randn(3, 2, 5))
+    (row,) = counter.report(samples=3).layers
+    # per step and channel: 2 modes x (4 for A h + 2 for B u + 2 for Re C h) + 1 for D u = 17
+    assert row.dense_macs == 3 * 2 * 5 * 17
+    assert not row.binary
+
+
+def test_bidirectional_ssm_counts_both_directions():
+    from spikeforge.layers import S4D
+
+    layer = S4D(1, 8, bidirectional=True)  # four modes per direction
+    with EnergyCounter(layer) as counter:
+        layer(torch.randn(1, 1, 10))
+    assert counter.report(samples=1).layers[0].dense_macs == 10 * (2 * 4 * 8 + 1)

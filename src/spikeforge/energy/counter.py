@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from spikeforge.energy.ops import SYNAPTIC_TYPES, SynapticMatmul, count_ops
+from spikeforge.energy.ops import SYNAPTIC_TYPES, SynapticMatmul, count_ops, declares_macs
 from spikeforge.energy.report import EnergyReport, NeuronRow, SynapticRow
 from spikeforge.energy.table import DEFAULT_TABLE, EnergyTable, get_energy_table
 from spikeforge.neuron import SpikingNeuron
@@ -136,7 +136,7 @@ class EnergyCounter:
         )
 
     def _hook_for(self, name: str, module: nn.Module):
-        if isinstance(module, SYNAPTIC_TYPES):
+        if isinstance(module, SYNAPTIC_TYPES) or declares_macs(module):
             return self._synaptic_hook(name)
         if isinstance(module, SpikingNeuron):
             return self._neuron_hook(name)

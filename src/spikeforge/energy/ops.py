@@ -36,6 +36,13 @@ class OpCount:
 
 
 SYNAPTIC_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, SynapticMatmul)
+# Any other module may declare its own multiply-adds by defining this method
+# (input, output) -> int; it is then counted as a synaptic layer (e.g. an SSM convolution).
+DECLARED_MACS = "energy_dense_macs"
+
+
+def declares_macs(module: nn.Module) -> bool:
+    return callable(getattr(module, DECLARED_MACS, None))
 
 
 def count_ops(module: nn.Module, x: torch.Tensor, output: torch.Tensor, nonzero: int) -> OpCount:
@@ -46,6 +53,9 @@ def count_ops(module: nn.Module, x: torch.Tensor, output: torch.Tensor, nonzero:
         return _conv_ops(module, x, output)
     if isinstance(module, SynapticMatmul):
         return _matmul_ops(x, output, nonzero)
+    if declares_macs(module):
+        dense_macs = int(getattr(module, DECLARED_MACS)(x, output))
+        return OpCount(dense_macs, nonzero * dense_macs // max(x.numel(), 1))
     raise ValueError(
         f"expected a synaptic layer {[t.__name__ for t in SYNAPTIC_TYPES]}, "
         f"got {type(module).__name__}"

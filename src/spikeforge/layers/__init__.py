@@ -1,5 +1,32 @@
-"""Building blocks: state space convolutions (and, later, spiking blocks, attention, norms)."""
+"""Building blocks: state space convolutions, spiking SSM blocks and their backbone."""
 
+from spikeforge.layers.spiking_ssm import (
+    NORMS,
+    ChannelLayerNorm,
+    ResidualLayer,
+    S4DBlock,
+    SpikingS4DBlock,
+    SSMBackbone,
+    channel_norm,
+    lif_mode,
+    set_lif_mode,
+    ssm_neurons,
+)
 from spikeforge.layers.ssm import S4D, S4DKernel, fft_conv, ssm_parameter_groups
 
-__all__ = ["S4D", "S4DKernel", "fft_conv", "ssm_parameter_groups"]
+__all__ = [
+    "NORMS",
+    "S4D",
+    "ChannelLayerNorm",
+    "ResidualLayer",
+    "S4DBlock",
+    "S4DKernel",
+    "SSMBackbone",
+    "SpikingS4DBlock",
+    "channel_norm",
+    "fft_conv",
+    "lif_mode",
+    "set_lif_mode",
+    "ssm_neurons",
+    "ssm_parameter_groups",
+]

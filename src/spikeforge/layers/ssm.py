@@ -180,6 +180,14 @@ class S4D(nn.Module):
         k_anticausal = k[1] if self.kernel.bidirectional else None
         return fft_conv(u, k[0], k_anticausal) + self.D.unsqueeze(-1) * u
 
+    def energy_dense_macs(self, u: torch.Tensor, output: torch.Tensor) -> int:
+        """Multiply-adds of running this layer as its recurrence at inference, per step and
+        channel: the N/2 complex modes cost 4 (A h) + 2 (B u) + 2 (Re C h) real MACs each, per
+        kernel direction, plus 1 for D u. Read by spikeforge.energy's counter."""
+        batch, channels, length = u.shape
+        per_step = self.kernel.directions * 8 * self.kernel.A.shape[-1] + 1
+        return batch * channels * length * per_step
+
     def _check_input(self, u: torch.Tensor) -> None:
         if u.ndim != 3 or u.shape[1] != self.d_model:
             raise ValueError(

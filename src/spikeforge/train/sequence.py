@@ -1,0 +1,324 @@
+"""Training and evaluation of sequence models (SpikingSSM, S4D) through Lightning.
+
+A run writes, under its folder: checkpoints/ (atomic; last.ckpt for --resume, best by
+validation accuracy), metrics.csv (loss, accuracy and per-layer spike rate per epoch),
+config.yaml, and lif_mode.json (the measured choice of the spiking layers' training mode).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from spikeforge.data import sequence_task
+from spikeforge.data.tasks import TaskInfo
+from spikeforge.energy import EnergyCounter, EnergyReport
+from spikeforge.layers import set_lif_mode, ssm_parameter_groups
+from spikeforge.models import build_model
+from spikeforge.neuron import SpikingNeuron
+from spikeforge.train.config import TrainConfig
+
+
+class SequenceModule(L.LightningModule):
+    """Cross-entropy classification with AdamW (SSM kernel group apart), warm-up + cosine."""
+
+    def __init__(self, config: dict, task_info: dict):
+        super().__init__()
+        self.save_hyperparameters({"config": config, "task_info": task_info})
+        self.config = TrainConfig(**config)
+        self.model = build_model_for_task(self.config, TaskInfo(**task_info))
+        self._rates: dict[str, list[float]] = {}
+        self._hooks = []
+
+    def forward(self, x):
+        return self.model(x)
+
+    def _step(self, batch, stage: str):
+        x, y = batch
+        logits = self.model(x)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        acc = (logits.argmax(-1) == y).float().mean()
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True)
+        self.log(f"{stage}/acc", acc, prog_bar=True, on_step=on_step, on_epoch=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    # spike rates of every neuron layer, recorded with forward hooks, logged per epoch
+    def _start_recording(self):
+        self._rates = {}
+        for name, module in self.model.named_modules():
+            if isinstance(module, SpikingNeuron):
+                self._hooks.append(module.register_forward_hook(self._recorder(name)))
+
+    def _recorder(self, name: str):
+        def hook(module, inputs, output):
+            spikes = output[0] if isinstance(output, tuple) else output
+            self._rates.setdefault(name, []).append(spikes.detach().float().mean().item())
+
+        return hook
+
+    def _stop_recording(self, stage: str):
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        if not self._rates:
+            return
+        means = {name: statistics.fmean(values) for name, values in self._rates.items()}
+        for name, rate in means.items():
+            self.log(f"{stage}/spike_rate/{name}", rate)
+        self.log(f"{stage}/spike_rate/mean", statistics.fmean(means.values()), prog_bar=True)
+
+    def on_train_epoch_start(self):
+        self._start_recording()
+
+    def on_train_epoch_end(self):
+        self._stop_recording("train")
+
+    def on_validation_epoch_start(self):
+        self._saved_modes = set_lif_mode(self.model, self.config.eval_lif_mode)
+        self._start_recording()
+
+    def on_validation_epoch_end(self):
+        self._stop_recording("val")
+        set_lif_mode(self.model, self._saved_modes)
+
+    def configure_optimizers(self):
+        optim = self.config.optim
+        groups = ssm_parameter_groups(self.model, optim.lr, optim.weight_decay)
+        optimizer = torch.optim.AdamW(groups)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(total * optim.warmup_fraction)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def build_model_for_task(config: TrainConfig, info: TaskInfo) -> torch.nn.Module:
+    """The configured model with the task's input and output sizes."""
+    sizes = {"num_classes": info.num_classes, "paired": info.paired}
+    if info.vocab_size is not None:
+        sizes["vocab_size"] = info.vocab_size
+    else:
+        sizes["in_channels"] = info.in_channels
+    model = build_model(config.model, **config.model_options, **sizes)
+    if config.lif_mode != "auto":
+        set_lif_mode(model, config.lif_mode)
+    return model
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file beside the target, then renamed into place, so
+    an interrupted save never leaves a truncated checkpoint."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(checkpoint, handle)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def make_splits(config: TrainConfig) -> tuple[Dataset, Dataset, Dataset, TaskInfo]:
+    train, val, test, info = sequence_task(config.task, config.task_root, **config.task_options)
+    train = _limit(train, config.limit_train_samples, config.seed)
+    val = _limit(val, config.limit_eval_samples, config.seed + 1)
+    test = _limit(test, config.limit_eval_samples, config.seed + 2)
+    return train, val, test, info
+
+
+def _limit(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
+    if limit is None or limit >= len(dataset):
+        return dataset
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    return Subset(dataset, order[:limit].tolist())
+
+
+def loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+def choose_lif_mode(model: torch.nn.Module, batch, repeats: int = 2) -> dict | None:
+    """Time one training step of the model's spiking layers in each mode on this device; set
+    the fastest. Returns the times, or None for a model without SSM neurons."""
+    modes = {}
+    x, y = batch
+    for mode in ("bptt", "sdn"):
+        if not set_lif_mode(model, mode):
+            return None
+        times = []
+        for i in range(repeats + 1):
+            _synchronize(x)
+            start = time.perf_counter()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            _synchronize(x)
+            if i:
+                times.append(time.perf_counter() - start)
+        model.zero_grad(set_to_none=True)
+        modes[mode] = statistics.median(times)
+    chosen = min(modes, key=modes.get)
+    set_lif_mode(model, chosen)
+    return {"chosen": chosen, "step_seconds": modes, "device": str(x.device)}
+
+
+def _synchronize(x: torch.Tensor) -> None:
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+
+
+def train(
+    config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True
+) -> Path:
+    """Fit, then test the best checkpoint; returns the run folder."""
+    out = Path(out)
+    last = out / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise ValueError(f"--resume: no checkpoint at {last}")
+    if not resume and last.is_file():
+        raise ValueError(f"{out} already holds a run; pass --resume to continue it or pick --out")
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    train_set, val_set, test_set, info = make_splits(config)
+    module = SequenceModule(config.to_dict(), asdict(info))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    train_loader = loader(train_set, config.optim.batch_size, True, config.seed)
+    trainer = _trainer(config, out, progress, steps_per_epoch=len(train_loader))
+    if config.lif_mode == "auto" and not resume:
+        device = "cuda" if torch.cuda.is_available() and config.accelerator != "cpu" else "cpu"
+        module.model.to(device)
+        first = [t.to(device) for t in next(iter(train_loader))]
+        choice = choose_lif_mode(module.model, first)
+        module.model.cpu()
+        if choice:
+            (out / "lif_mode.json").write_text(json.dumps(choice, indent=2))
+            print(f"spiking layers train in {choice['chosen']!r} mode: {choice['step_seconds']}")
+    trainer.fit(
+        module,
+        train_loader,
+        loader(val_set, config.optim.batch_size, False),
+        ckpt_path=str(last) if resume else None,
+    )
+    best = trainer.checkpoint_callback.best_model_path
+    trainer.test(module, loader(test_set, config.optim.batch_size, False), ckpt_path=best or None)
+    return out
+
+
+def _trainer(config: TrainConfig, out: Path, progress: bool, steps_per_epoch: int) -> L.Trainer:
+    checkpoints = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        filename="best-{epoch}",
+        monitor="val/acc",
+        mode="max",
+        save_last=True,
+    )
+    callbacks = [checkpoints] + ([TQDMProgressBar()] if progress else [])
+    return L.Trainer(
+        default_root_dir=out,
+        max_epochs=config.optim.epochs,
+        max_steps=config.optim.max_steps or -1,
+        accelerator=config.accelerator,
+        devices=1,
+        logger=CSVLogger(out, name="", version="log"),
+        # a run shorter than an epoch still validates (and so checkpoints) at its end
+        val_check_interval=min(steps_per_epoch, config.optim.max_steps or steps_per_epoch),
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=False,
+        log_every_n_steps=10,
+    )
+
+
+def load_checkpoint(path: str | Path) -> tuple[TrainConfig, TaskInfo, torch.nn.Module]:
+    """Config, task and model (eval mode, CPU) of a training checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no checkpoint file at {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        hparams = checkpoint["hyper_parameters"]
+        config, info = TrainConfig(**hparams["config"]), TaskInfo(**hparams["task_info"])
+    except (RuntimeError, KeyError, TypeError, EOFError) as error:
+        raise ValueError(f"{path} is not a spikeforge training checkpoint: {error}") from None
+    model = build_model_for_task(config, info)
+    prefix = "model."
+    state = {
+        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
+    }
+    model.load_state_dict(state)
+    return config, info, model.eval()
+
+
+@torch.no_grad()
+def evaluate(
+    checkpoint: str | Path,
+    split: str = "test",
+    lif_mode: str = "bptt",
+    batch_size: int | None = None,
+    energy_table: str = "45nm",
+    limit_samples: int | None = None,
+) -> dict:
+    """Accuracy, per-layer spike rates and the energy report of a checkpoint on real data."""
+    config, info, model = load_checkpoint(checkpoint)
+    if limit_samples is not None:
+        config.limit_eval_samples = limit_samples
+    splits = dict(zip(("train", "val", "test"), make_splits(config)[:3], strict=True))
+    if split not in splits:
+        raise ValueError(f"split must be one of {list(splits)}, got {split!r}")
+    set_lif_mode(model, lif_mode)
+    correct = total = 0
+    with EnergyCounter(model, table=energy_table) as counter:
+        for x, y in loader(splits[split], batch_size or config.optim.batch_size, False):
+            correct += (model(x).argmax(-1) == y).sum().item()
+            total += len(y)
+    report: EnergyReport = counter.report(samples=total)
+    return {
+        "checkpoint": str(checkpoint),
+        "model": config.model,
+        "task": config.task,
+        "split": split,
+        "lif_mode": lif_mode,
+        "samples": total,
+        "accuracy": correct / total,
+        "spike_rates": {row.name: row.firing_rate for row in report.neurons},
+        "mean_spike_rate": report.mean_firing_rate,
+        "energy": report,
+    }
