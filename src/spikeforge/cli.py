@@ -37,16 +37,22 @@ def _cmd_demo(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run_demo(
-        seed=args.seed, epochs=args.epochs, progress=not args.json, energy_table=args.energy_table
+        args.task,
+        seed=args.seed,
+        epochs=args.epochs,
+        progress=not args.json,
+        energy_table=args.energy_table,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     print(
-        f"digits test accuracy: {result.accuracy * 100:.2f} % "
-        f"({result.epochs} epochs, {result.train_seconds:.1f} s of training)"
+        f"{result.model} on {result.task}: test accuracy {result.accuracy * 100:.2f} % "
+        f"({result.epochs} epochs, {result.train_seconds:.0f} s of training, exact LIF)"
     )
     print(result.energy.format_table())
+    if result.run_dir:
+        print(f"run folder: {result.run_dir} (checkpoints, metrics.csv)")
     return 0
 
 
@@ -94,6 +100,7 @@ def _cmd_sdn_train(args) -> int:
         seed=args.seed,
         device=args.device,
         max_seconds=args.max_minutes * 60 if args.max_minutes else None,
+        kernel_size=args.kernel_size,
     )
     metrics["eval"] = evaluate_sdn(net.cpu())
     out = args.out or _default_sdn_path(args.tau)
@@ -117,8 +124,22 @@ def _cmd_sdn_eval(args) -> int:
     from spikeforge.neuron.sdn import load_sdn
     from spikeforge.train.sdn import evaluate_sdn
 
+    if args.checkpoint:
+        from spikeforge.train.sdn import evaluate_sdn_on_model
+
+        result = evaluate_sdn_on_model(args.checkpoint, limit_samples=args.sequences)
+        if args.json:
+            print(json.dumps(result, indent=2))
+            return 0
+        print(f"SDN vs exact LIF on the real inputs of {args.checkpoint}:")
+        for row in result["layers"]:
+            print(
+                f"  {row['layer']}: {row['spike_agreement'] * 100:.3f} % "
+                f"(input mean {row['input_mean']:.2f}, std {row['input_std']:.2f})"
+            )
+        return 0
     if args.path is None and args.tau is None:
-        raise ValueError("give --tau for a shipped SDN or --path for a file")
+        raise ValueError("give --tau for a shipped SDN, --path for a file or --checkpoint")
     net = load_sdn(tau=None if args.path else args.tau, path=args.path)
     result = evaluate_sdn(net, sequences=args.sequences, seed=args.seed)
     if args.json:
@@ -293,10 +314,15 @@ def _add_demo(sub) -> None:
     demo = _add_command(
         sub,
         "demo",
-        "train a small LIF network on scikit-learn digits, report accuracy and energy",
+        "train SpikingSSM on a small ListOps set (or a LIF net on digits), report accuracy+energy",
         _cmd_demo,
     )
-    demo.add_argument("--epochs", type=_positive_int, default=60, help="epochs (default 60)")
+    demo.add_argument(
+        "--task", choices=["listops", "digits"], default="listops", help="(default listops)"
+    )
+    demo.add_argument(
+        "--epochs", type=_positive_int, help="epochs (default: 3 for listops, 60 for digits)"
+    )
     demo.add_argument("--threads", type=_positive_int, help="torch threads (default: torch's)")
     demo.add_argument(
         "--energy-table",
@@ -356,6 +382,12 @@ def _add_sdn(sub) -> None:
     train.add_argument("--sequences", type=_positive_int, default=50_000, help="(default 50000)")
     train.add_argument("--length", type=_positive_int, default=1024, help="(default 1024)")
     train.add_argument("--batch-size", type=_positive_int, default=64, help="(default 64)")
+    train.add_argument(
+        "--kernel-size",
+        type=_positive_int,
+        default=8,
+        help="steps of input history the SDN sees (default 8, as published)",
+    )
     train.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     train.add_argument("--threads", type=_positive_int, help="CPU threads")
     train.add_argument(
@@ -366,6 +398,9 @@ def _add_sdn(sub) -> None:
     )
     evaluate.add_argument("--tau", type=_positive_float, help="a shipped SDN: 0.125, 0.25, 0.5")
     evaluate.add_argument("--path", help="an SDN file written by `spikeforge sdn train`")
+    evaluate.add_argument(
+        "--checkpoint", help="a trained model: agreement on the currents its neurons receive"
+    )
     evaluate.add_argument("--sequences", type=_positive_int, default=1000, help="(default 1000)")
     _add_json(evaluate)
 

@@ -2,10 +2,36 @@ from spikeforge.train.demo import run_demo
 
 
 def test_short_demo_learns_digits_and_reports_energy():
-    result = run_demo(seed=0, epochs=3, progress=False)
+    result = run_demo("digits", seed=0, epochs=3, progress=False)
     assert result.accuracy > 0.8  # chance is 0.1
     report = result.energy.to_dict()
     assert report["samples"] == 360
     assert result.energy.mfi().holds  # only the first Linear sees pixels
     rates = [row.firing_rate for row in result.energy.neurons]
     assert len(rates) == 2 and all(0 < rate < 1 for rate in rates)
+
+
+def test_listops_demo_trains_spiking_ssm_and_reports(tmp_path, monkeypatch, capsys):
+    import spikeforge.train.config as config_module
+    from spikeforge.cli import main
+
+    monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    real_load = config_module.load_config
+    tiny = [
+        "task_options={min_length: 20, max_length: 60, n_train: 64, n_val: 16, n_test: 16,"
+        " seq_len: 60}",
+        "model_options={d_model: 8, n_layers: 1, d_state: 4}",
+        "optim.batch_size=16",
+    ]
+    monkeypatch.setattr(
+        config_module,
+        "load_config",
+        lambda name, overrides, **kw: real_load(name, tiny + overrides, **kw),
+    )
+    assert main(["demo", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "spiking-ssm on listops: test accuracy" in out
+    assert "SSMNeuron" in out and "ANN/SNN" in out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()

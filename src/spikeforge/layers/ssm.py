@@ -102,8 +102,13 @@ class S4DKernel(nn.Module):
         # expm1 keeps (exp(dtA) - 1) accurate when dt|A| is tiny (Path-X uses dt down to 1e-4).
         weights = C * B * torch.expm1(dtA) / A
         steps = torch.arange(length, device=dtA.device, dtype=dtA.real.dtype)
-        vandermonde = torch.exp(dtA.unsqueeze(-1) * steps)
-        kernel = 2 * torch.einsum("cn,cnl->cl", weights, vandermonde).real
+        # Re(w e^{(a + ib) l}) = e^{al} (Re w cos bl - Im w sin bl): real exp/cos/sin are several
+        # times faster than a complex exp on a CPU, forward and backward.
+        decay = torch.exp(dtA.real.unsqueeze(-1) * steps)
+        phase = dtA.imag.unsqueeze(-1) * steps
+        real_part = weights.real.unsqueeze(-1) * torch.cos(phase)
+        real_part = real_part - weights.imag.unsqueeze(-1) * torch.sin(phase)
+        kernel = 2 * (decay * real_part).sum(1)
         return kernel.view(self.directions, self.d_model, length)
 
     def extra_repr(self) -> str:

@@ -61,8 +61,7 @@ class SSMNeuron(SpikingNeuron):
             raise ValueError(
                 f"SSMNeuron expects [B, {self.channels}, L], got shape {tuple(y.shape)}"
             )
-        if self.threshold != "fixed":
-            y = y / self.ln_vth.exp()
+        y = self.unit_threshold_input(y)
         if self.mode == "sdn":
             sdn = self._sdn.to(y.device, y.dtype)
             return sdn_spikes(y.reshape(-1, y.shape[-1]), sdn, self.surrogate).reshape(y.shape)
@@ -70,6 +69,10 @@ class SSMNeuron(SpikingNeuron):
             decay="multiplicative", reset="hard", mode=self.mode, surrogate=self.surrogate
         )
         return lif(y, time_dim=-1, tau=self.tau, dynamics=dynamics)[0]
+
+    def unit_threshold_input(self, y: torch.Tensor) -> torch.Tensor:
+        """The currents the unit-threshold LIF (and the SDN) receive: y / v_th."""
+        return y if self.threshold == "fixed" else y / self.ln_vth.exp()
 
     def extra_repr(self) -> str:
         return (

@@ -36,6 +36,7 @@ def train_sdn(
     progress: bool = True,
     device: str = "cpu",
     max_seconds: float | None = None,
+    kernel_size: int = 8,
 ) -> tuple[SurrogateDynamicNetwork, dict]:
     """SmoothL1 on mem, AdamW, cosine schedule, 90/10 split, best epoch by validation loss.
 
@@ -49,7 +50,7 @@ def train_sdn(
     y, mem = (t.to(device) for t in make_dataset(tau, sequences, length, seed))
     n_val = sequences // 10
     y_train, mem_train, y_val, mem_val = y[n_val:], mem[n_val:], y[:n_val], mem[:n_val]
-    net = SurrogateDynamicNetwork(tau).to(device)
+    net = SurrogateDynamicNetwork(tau, kernel_size=kernel_size).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = -(-len(y_train) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
@@ -86,6 +87,7 @@ def train_sdn(
         "seed": seed,
         "train_seconds": time.perf_counter() - start,
         "device": str(device),
+        "kernel_size": kernel_size,
     }
     return net, metrics
 
@@ -121,3 +123,45 @@ def evaluate_sdn(
         "min_agreement_over_distributions": min(r["spike_agreement"] for r in by_distribution),
         "by_distribution": by_distribution,
     }
+
+
+@torch.no_grad()
+def evaluate_sdn_on_model(checkpoint, split: str = "test", limit_samples: int = 200) -> dict:
+    """Spike agreement of the shipped SDN with the exact LIF on the currents that each spiking
+    layer of a trained model receives on real data (the model runs with the exact LIF)."""
+    from spikeforge.layers import set_lif_mode, ssm_neurons
+    from spikeforge.neuron.sdn import load_sdn
+    from spikeforge.train.sequence import load_checkpoint, loader, make_splits
+
+    config, _, model = load_checkpoint(checkpoint)
+    config.limit_eval_samples = limit_samples
+    data = dict(zip(("train", "val", "test"), make_splits(config)[:3], strict=True))[split]
+    set_lif_mode(model, "bptt")
+    currents: dict[str, list[torch.Tensor]] = {}
+    hooks = [
+        neuron.register_forward_pre_hook(
+            lambda module, args, name=name: currents.setdefault(name, []).append(
+                module.unit_threshold_input(args[0]).reshape(-1, args[0].shape[-1])
+            )
+        )
+        for name, neuron in ssm_neurons(model).items()
+    ]
+    for x, _ in loader(data, config.optim.batch_size, False):
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    layers = []
+    for name, chunks in currents.items():
+        y = torch.cat(chunks)
+        sdn = load_sdn(ssm_neurons(model)[name].tau)
+        agreement, mae = spike_agreement(sdn, y)
+        layers.append(
+            {
+                "layer": name,
+                "spike_agreement": agreement,
+                "mae": mae,
+                "input_std": y.std().item(),
+                "input_mean": y.mean().item(),
+            }
+        )
+    return {"checkpoint": str(checkpoint), "split": split, "layers": layers}

@@ -11,7 +11,9 @@ import json
 import logging
 import math
 import os
+import pickle
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -228,7 +230,12 @@ def train(
         module.model.cpu()
         if choice:
             (out / "lif_mode.json").write_text(json.dumps(choice, indent=2))
-            print(f"spiking layers train in {choice['chosen']!r} mode: {choice['step_seconds']}")
+            if progress:
+                seconds = ", ".join(f"{m} {s:.3f} s" for m, s in choice["step_seconds"].items())
+                print(
+                    f"spiking layers train in {choice['chosen']} mode ({seconds} per step)",
+                    file=sys.stderr,
+                )
     trainer.fit(
         module,
         train_loader,
@@ -236,7 +243,8 @@ def train(
         ckpt_path=str(last) if resume else None,
     )
     best = trainer.checkpoint_callback.best_model_path
-    trainer.test(module, loader(test_set, config.optim.batch_size, False), ckpt_path=best or None)
+    test_loader = loader(test_set, config.optim.batch_size, False)
+    trainer.test(module, test_loader, ckpt_path=best or None, verbose=progress)
     return out
 
 
@@ -255,7 +263,7 @@ def _trainer(config: TrainConfig, out: Path, progress: bool, steps_per_epoch: in
         max_steps=config.optim.max_steps or -1,
         accelerator=config.accelerator,
         devices=1,
-        logger=CSVLogger(out, name="", version="log"),
+        logger=CSVLogger(out, name="log"),  # a resumed run logs to a new version folder
         # a run shorter than an epoch still validates (and so checkpoints) at its end
         val_check_interval=min(steps_per_epoch, config.optim.max_steps or steps_per_epoch),
         callbacks=callbacks,
@@ -276,8 +284,9 @@ def load_checkpoint(path: str | Path) -> tuple[TrainConfig, TaskInfo, torch.nn.M
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         hparams = checkpoint["hyper_parameters"]
         config, info = TrainConfig(**hparams["config"]), TaskInfo(**hparams["task_info"])
-    except (RuntimeError, KeyError, TypeError, EOFError) as error:
-        raise ValueError(f"{path} is not a spikeforge training checkpoint: {error}") from None
+    except (RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"{path} is not a spikeforge training checkpoint: {first_line}") from None
     model = build_model_for_task(config, info)
     prefix = "model."
     state = {

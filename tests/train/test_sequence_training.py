@@ -1,0 +1,98 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from spikeforge.cli import main
+from spikeforge.train.config import load_config
+from spikeforge.train.sequence import AtomicCheckpointIO, evaluate, load_checkpoint, train
+
+TINY = [
+    "task_options={min_length: 20, max_length: 60, n_train: 64, n_val: 16, n_test: 16,"
+    " seq_len: 60}",
+    "model_options={d_model: 8, n_layers: 1, d_state: 4, bidirectional: true}",
+    "optim.batch_size=16",
+    "optim.epochs=1",
+]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path / "cache"))
+
+
+def test_train_writes_checkpoints_log_and_mode_then_resumes(tmp_path, cache):
+    out = tmp_path / "run"
+    config = load_config("listops-cpu", TINY)
+    train(config, out, progress=False)
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert json.loads((out / "lif_mode.json").read_text())["chosen"] in ("bptt", "sdn")
+    rows = list(csv.DictReader((out / "log" / "version_0" / "metrics.csv").open()))
+    rate_columns = [c for c in rows[0] if c.startswith("train/spike_rate/backbone.layers.0")]
+    assert rate_columns and any(row[rate_columns[0]] for row in rows)
+    assert any(row.get("test/acc") for row in rows)
+    first_steps = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+
+    with pytest.raises(ValueError, match="--resume"):
+        train(config, out, progress=False)
+    more = load_config("listops-cpu", [*TINY, "optim.epochs=2"])
+    train(more, out, resume=True, progress=False)
+    resumed = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert resumed == 2 * first_steps
+
+
+def test_eval_reports_accuracy_rates_and_energy(tmp_path, cache, capsys):
+    out = tmp_path / "run"
+    train(load_config("listops-cpu", TINY), out, progress=False)
+    ckpt = out / "checkpoints" / "last.ckpt"
+    result = evaluate(ckpt)
+    assert result["samples"] == 16 and 0 <= result["accuracy"] <= 1
+    assert list(result["spike_rates"]) == ["backbone.layers.0.block.neuron"]
+    layers = [row.name for row in result["energy"].layers]
+    assert "backbone.layers.0.block.conv" in layers  # the spike-fed 1x1 conv is counted
+    capsys.readouterr()
+    assert main(["eval", str(ckpt), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["accuracy"] == result["accuracy"]
+    assert printed["energy"]["totals"]["sops"] > 0
+
+
+def test_eval_in_sdn_mode_and_checkpoint_reload(tmp_path, cache):
+    out = tmp_path / "run"
+    train(load_config("listops-cpu", [*TINY, "lif_mode=sltt"]), out, progress=False)
+    config, info, model = load_checkpoint(out / "checkpoints" / "last.ckpt")
+    assert config.lif_mode == "sltt" and info.name == "listops"
+    exact = evaluate(out / "checkpoints" / "last.ckpt", lif_mode="bptt")
+    sdn = evaluate(out / "checkpoints" / "last.ckpt", lif_mode="sdn")
+    assert abs(exact["mean_spike_rate"] - sdn["mean_spike_rate"]) < 0.02
+
+
+def test_bad_checkpoints_are_rejected(tmp_path):
+    garbage = tmp_path / "bad.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a spikeforge training checkpoint"):
+        load_checkpoint(garbage)
+    with pytest.raises(ValueError, match="no checkpoint file"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_checkpoint_writes_are_atomic(tmp_path):
+    target = tmp_path / "c.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"weights": torch.ones(3)}, target)
+    with pytest.raises(Exception):  # noqa: B017 - whatever pickling raises
+        io.save_checkpoint({"weights": torch.zeros(3), "bad": lambda: None}, target)
+    assert torch.equal(torch.load(target, weights_only=True)["weights"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["c.ckpt"]
+
+
+def test_sdn_agreement_on_the_currents_a_trained_model_receives(tmp_path, cache):
+    from spikeforge.train.sdn import evaluate_sdn_on_model
+
+    out = tmp_path / "run"
+    train(load_config("listops-cpu", TINY), out, progress=False)
+    result = evaluate_sdn_on_model(out / "checkpoints" / "last.ckpt", limit_samples=16)
+    (layer,) = result["layers"]
+    assert layer["layer"] == "backbone.layers.0.block.neuron"
+    assert 0.95 < layer["spike_agreement"] <= 1.0
