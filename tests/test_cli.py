@@ -42,7 +42,7 @@ def test_bad_energy_table_is_rejected_before_training(capsys):
 def test_library_value_errors_become_one_line(monkeypatch, capsys):
     import spikeforge.train.demo as demo
 
-    def broken(**_):
+    def broken(*_, **__):
         raise ValueError("expected something, got something else")
 
     monkeypatch.setattr(demo, "run_demo", broken)

@@ -36,27 +36,34 @@ def non_binary_layers(model, x) -> list[str]:
 
 
 CONVS = ["backbone.layers.0.block.conv", "backbone.layers.1.block.conv"]
+# The S4D convolutions declare their multiply-adds; they read the real-valued residual stream.
+SSMS = ["backbone.layers.0.block.ssm", "backbone.layers.1.block.ssm"]
 
 
-def test_only_encoder_and_decoder_of_a_spiking_pixel_classifier_see_real_values():
+def interleave(ssms: list[str], convs: list[str]) -> list[str]:
+    return [name for pair in zip(ssms, convs, strict=True) for name in pair]
+
+
+def test_pixel_classifier_convs_see_only_spikes_real_values_reach_encoder_ssms_decoder():
     model = SequenceClassifier(tiny(in_channels=3, lif_mode="bptt"))
-    assert non_binary_layers(model, torch.randn(2, 64, 3)) == ["encoder", "decoder"]
+    assert non_binary_layers(model, torch.randn(2, 64, 3)) == ["encoder", *SSMS, "decoder"]
 
 
-def test_embedding_is_no_synaptic_layer_so_only_the_decoder_sees_real_values():
+def test_token_classifier_embedding_is_no_synaptic_layer_and_its_convs_see_spikes():
     model = SequenceClassifier(tiny(vocab_size=20, lif_mode="sdn"))
-    assert non_binary_layers(model, torch.randint(1, 20, (2, 64))) == ["decoder"]
+    assert non_binary_layers(model, torch.randint(1, 20, (2, 64))) == [*SSMS, "decoder"]
 
 
 def test_retrieval_mlp_sees_real_values_and_the_convs_still_see_spikes():
     model = SequenceClassifier(tiny(vocab_size=20, paired=True, num_classes=2))
-    assert non_binary_layers(model, torch.randint(1, 20, (2, 2, 64))) == ["decoder.0", "decoder.2"]
+    layers = non_binary_layers(model, torch.randint(1, 20, (2, 2, 64)))
+    assert layers == [*SSMS, "decoder.0", "decoder.2"]
 
 
 def test_every_conv_of_the_s4d_baseline_sees_real_values():
     model = SequenceClassifier(tiny(in_channels=3, spiking=False))
     layers = non_binary_layers(model, torch.randn(2, 64, 3))
-    assert layers == ["encoder", *CONVS, "decoder"]
+    assert layers == ["encoder", *interleave(SSMS, CONVS), "decoder"]
 
 
 def perturb_after(tokens: torch.Tensor, t: int, vocab_size: int) -> torch.Tensor:

@@ -96,3 +96,29 @@ def test_sdn_agreement_on_the_currents_a_trained_model_receives(tmp_path, cache)
     (layer,) = result["layers"]
     assert layer["layer"] == "backbone.layers.0.block.neuron"
     assert 0.95 < layer["spike_agreement"] <= 1.0
+
+
+def test_spike_rate_penalty_adds_the_mean_firing_rate_to_the_loss(cache):
+    from spikeforge.layers import ssm_neurons
+    from spikeforge.train.sequence import SequenceModule, make_splits
+
+    config = load_config("listops-cpu", [*TINY, "model_options.n_layers=2"])
+    train_set, _, _, info = make_splits(config)
+    x, y = next(iter(torch.utils.data.DataLoader(train_set, batch_size=8)))
+    losses, rates = {}, []
+    for penalty in (0.0, 2.5):
+        config.spike_rate_penalty = penalty
+        torch.manual_seed(0)
+        module = SequenceModule(config.to_dict(), info.__dict__)
+        module.log = lambda *args, **kwargs: None
+        module._start_recording()
+        hooks = [
+            n.register_forward_hook(lambda m, i, out: rates.append(out.mean().item()))
+            for n in ssm_neurons(module.model).values()
+        ]
+        losses[penalty] = module.training_step((x, y), 0).item()
+        for hook in hooks:
+            hook.remove()
+    mean_rate = sum(rates[2:]) / 2  # the two layers of the second (penalised) step
+    assert 0 < mean_rate < 1
+    assert losses[2.5] - losses[0.0] == pytest.approx(2.5 * mean_rate, rel=1e-5)

@@ -35,6 +35,8 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     lif_mode: str = "auto"  # training mode of the spiking layers; auto: fastest, measured
     eval_lif_mode: str = "bptt"  # reported accuracy and rates use the exact LIF
+    # optional: adds penalty x (mean firing rate of the spiking layers) to the training loss
+    spike_rate_penalty: float = 0.0
     limit_train_samples: int | None = None  # a seeded subset, for CPU-sized runs
     limit_eval_samples: int | None = None
     seed: int = 0
@@ -49,6 +51,8 @@ class TrainConfig:
             raise ValueError(
                 f"eval_lif_mode must be one of {LIF_MODES[1:]}, got {self.eval_lif_mode!r}"
             )
+        if self.spike_rate_penalty < 0:
+            raise ValueError(f"spike_rate_penalty must be >= 0, got {self.spike_rate_penalty}")
         for name in ("lr", "batch_size", "epochs"):
             if not getattr(self.optim, name) > 0:
                 raise ValueError(f"optim.{name} must be positive, got {getattr(self.optim, name)}")

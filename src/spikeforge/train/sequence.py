@@ -45,6 +45,7 @@ class SequenceModule(L.LightningModule):
         self.config = TrainConfig(**config)
         self.model = build_model_for_task(self.config, TaskInfo(**task_info))
         self._rates: dict[str, list[float]] = {}
+        self._step_rates: list[torch.Tensor] = []
         self._hooks = []
 
     def forward(self, x):
@@ -52,10 +53,15 @@ class SequenceModule(L.LightningModule):
 
     def _step(self, batch, stage: str):
         x, y = batch
+        self._step_rates = []
         logits = self.model(x)
         loss = torch.nn.functional.cross_entropy(logits, y)
         acc = (logits.argmax(-1) == y).float().mean()
         on_step = stage == "train"
+        penalty = self.config.spike_rate_penalty
+        if on_step and penalty and self._step_rates:
+            # mean firing rate over the spiking layers, differentiable through the surrogate
+            loss = loss + penalty * torch.stack(self._step_rates).mean()
         self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True)
         self.log(f"{stage}/acc", acc, prog_bar=True, on_step=on_step, on_epoch=True)
         return loss
@@ -79,7 +85,9 @@ class SequenceModule(L.LightningModule):
     def _recorder(self, name: str):
         def hook(module, inputs, output):
             spikes = output[0] if isinstance(output, tuple) else output
-            self._rates.setdefault(name, []).append(spikes.detach().float().mean().item())
+            rate = spikes.float().mean()
+            self._step_rates.append(rate)
+            self._rates.setdefault(name, []).append(rate.item())
 
         return hook
 
