@@ -26,23 +26,34 @@ def machine_description() -> str:
     return f"{model}, {os.cpu_count()} logical cores, {threads} threads, torch {torch.__version__}"
 
 
+def median_seconds(step: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Median wall time of `step()` over `repeats` runs after one warm-up, synchronising the
+    GPU around each run."""
+    times = []
+    for i in range(repeats + 1):
+        _synchronize(device)
+        start = time.perf_counter()
+        step()
+        _synchronize(device)
+        if i:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def time_forward_backward(
     fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, weight: torch.Tensor, repeats: int
 ) -> tuple[float, torch.Tensor]:
     """Median seconds of spikes = fn(x); (spikes * weight).sum().backward(), after a warm-up."""
-    times = []
-    for i in range(repeats + 1):
-        xg = x.detach().requires_grad_()
-        _synchronize(x)
-        start = time.perf_counter()
-        spikes = fn(xg)
+    result = {}
+
+    def step():
+        spikes = fn(x.detach().requires_grad_())
         (spikes * weight).sum().backward()
-        _synchronize(x)
-        if i:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times), spikes.detach()
+        result["spikes"] = spikes.detach()
+
+    return median_seconds(step, repeats, x.device), result["spikes"]
 
 
-def _synchronize(x: torch.Tensor) -> None:
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -7,6 +7,7 @@ config.yaml, and lif_mode.json (the measured choice of the spiking layers' train
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -15,7 +16,6 @@ import pickle
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,10 +27,11 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from spikeforge.bench import median_seconds
 from spikeforge.data import sequence_task
 from spikeforge.data.tasks import TaskInfo
 from spikeforge.energy import EnergyCounter, EnergyReport
-from spikeforge.layers import set_lif_mode, ssm_parameter_groups
+from spikeforge.layers import set_lif_mode, ssm_neurons, ssm_parameter_groups
 from spikeforge.models import build_model
 from spikeforge.neuron import SpikingNeuron
 from spikeforge.train.config import TrainConfig
@@ -184,32 +185,27 @@ def loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0) -> D
 
 
 def choose_lif_mode(model: torch.nn.Module, batch, repeats: int = 2) -> dict | None:
-    """Time one training step of the model's spiking layers in each mode on this device; set
-    the fastest. Returns the times, or None for a model without SSM neurons."""
-    modes = {}
+    """Time one training step of the model's spiking layers with the exact LIF and with the
+    SDN on this device (on a copy, so the model's statistics stay untouched); set the faster.
+    Returns the times, or None for a model without SSM neurons."""
+    if not ssm_neurons(model):
+        return None
+    probe = copy.deepcopy(model)
     x, y = batch
+
+    def step():
+        torch.nn.functional.cross_entropy(probe(x), y).backward()
+
+    seconds = {}
     for mode in ("bptt", "sdn"):
-        if not set_lif_mode(model, mode):
-            return None
-        times = []
-        for i in range(repeats + 1):
-            _synchronize(x)
-            start = time.perf_counter()
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            _synchronize(x)
-            if i:
-                times.append(time.perf_counter() - start)
-        model.zero_grad(set_to_none=True)
-        modes[mode] = statistics.median(times)
-    chosen = min(modes, key=modes.get)
+        try:
+            set_lif_mode(probe, mode)
+        except ValueError:  # no SDN shipped for this tau
+            continue
+        seconds[mode] = median_seconds(step, repeats, x.device)
+    chosen = min(seconds, key=seconds.get)
     set_lif_mode(model, chosen)
-    return {"chosen": chosen, "step_seconds": modes, "device": str(x.device)}
-
-
-def _synchronize(x: torch.Tensor) -> None:
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
+    return {"chosen": chosen, "step_seconds": seconds, "device": str(x.device)}
 
 
 def train(
