@@ -78,9 +78,26 @@ def _cmd_bench_neuron(args) -> int:
 
 
 def _print_rows(args, rows: list[dict], format_table, **table_options) -> int:
-    """A benchmark's rows as JSON (--json) or as its table."""
+    """A benchmark's rows as JSON (--json) or as its table, and as a PNG plot with --plot."""
     print(json.dumps(rows, indent=2) if args.json else format_table(rows, **table_options))
+    if getattr(args, "plot", None):
+        from spikeforge.bench.plots import SERIES, plot_rows
+
+        memory = args.bench == "memory"
+        plot_rows(
+            rows,
+            SERIES[args.bench],
+            args.plot,
+            f"spikeforge bench {args.bench}: {table_options.get('machine', '')}"[:110],
+            ylabel="MiB" if memory else "seconds (forward + backward)",
+            log_y=not memory,
+        )
+        print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
+
+
+def _add_plot(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plot", metavar="PNG", help="also draw the rows against L as a PNG")
 
 
 def _cmd_sdn_train(args) -> int:
@@ -422,6 +439,7 @@ def _add_bench(sub) -> None:
     )
     neuron.add_argument("--threads", type=_positive_int, default=2, help="threads (default 2)")
     _add_json(neuron, "one row per L")
+    _add_plot(neuron)
 
     sdn = _add_command(
         benchmarks,
@@ -442,6 +460,7 @@ def _add_bench(sub) -> None:
     sdn.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     sdn.add_argument("--threads", type=_positive_int, default=2, help="CPU threads (default 2)")
     _add_json(sdn, "one row per L")
+    _add_plot(sdn)
 
     accuracy = _add_command(
         benchmarks,
@@ -472,6 +491,7 @@ def _add_bench(sub) -> None:
     memory.add_argument("--lif-mode", default="bptt", choices=["bptt", "sltt", "sdn"])
     memory.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     _add_json(memory, "one row per L")
+    _add_plot(memory)
 
 
 def main(argv: list[str] | None = None) -> int:
