@@ -228,7 +228,9 @@ def _device_description(device: str) -> str:
 
 
 def _cmd_train(args) -> int:
+    from spikeforge.data import is_lm_task
     from spikeforge.train.config import load_config
+    from spikeforge.train.language_model import train_lm
     from spikeforge.train.sequence import train
 
     overrides = list(args.set or [])
@@ -245,7 +247,8 @@ def _cmd_train(args) -> int:
         lif_mode=args.lif_mode,
     )
     out = args.out or f"runs/{args.model}-{Path(args.config or args.task).stem}-seed{args.seed}"
-    run_dir = train(config, out, resume=args.resume, progress=not args.quiet)
+    fit = train_lm if is_lm_task(config.task) else train
+    run_dir = fit(config, out, resume=args.resume, progress=not args.quiet)
     print(
         f"run written to {run_dir}; evaluate with: spikeforge eval {run_dir}/checkpoints/last.ckpt"
     )
@@ -253,8 +256,11 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
+    from spikeforge.train.language_model import is_lm_checkpoint
     from spikeforge.train.sequence import evaluate
 
+    if is_lm_checkpoint(args.checkpoint):
+        return _eval_language_model(args)
     result = evaluate(
         args.checkpoint,
         split=args.split,
@@ -271,6 +277,33 @@ def _cmd_eval(args) -> int:
         f"{result['lif_mode']} LIF): accuracy {result['accuracy'] * 100:.2f} %, "
         f"mean spike rate {_percent(result['mean_spike_rate'])}"
     )
+    print(energy.format_table())
+    return 0
+
+
+def _eval_language_model(args) -> int:
+    from spikeforge.train.language_model import evaluate_lm
+
+    result = evaluate_lm(
+        args.checkpoint,
+        split=args.split,
+        lif_mode=args.lif_mode,
+        energy_table=args.energy_table,
+        limit_samples=args.limit,
+    )
+    energy = result.pop("energy")
+    if args.json:
+        print(json.dumps({**result, "energy": energy.to_dict()}, indent=2))
+        return 0
+    print(
+        f"{result['model']} on {result['task']} ({result['split']}, {result['tokens']} tokens "
+        f"in {result['windows']} windows, {result['lif_mode']} LIF): perplexity "
+        f"{result['perplexity']:.2f} (loss {result['loss']:.4f} nats/token), "
+        f"mean spike rate {_percent(result['mean_spike_rate'])}"
+    )
+    for name, rate in result["spike_rates"].items():
+        print(f"  {name}: spike rate {_percent(rate)}")
+    print("energy per predicted token:")
     print(energy.format_table())
     return 0
 
@@ -351,8 +384,12 @@ def _add_demo(sub) -> None:
 
 def _add_train_and_eval(sub) -> None:
     train = _add_command(sub, "train", "train a sequence model on a task (Lightning)", _cmd_train)
-    train.add_argument("model", help="spiking-ssm or s4d")
-    train.add_argument("--task", required=True, help="listops, fashion-mnist-seq, imdb, aan, ...")
+    train.add_argument("model", help="spiking-ssm or s4d; spiking-ssm-lm or s4d-lm for LM tasks")
+    train.add_argument(
+        "--task",
+        required=True,
+        help="listops, fashion-mnist-seq, imdb, aan, ...; language modelling: kjv, wikitext-103",
+    )
     train.add_argument("--config", help="config name (default: the task's) or YAML path")
     train.add_argument(
         "--set",
@@ -374,7 +411,10 @@ def _add_train_and_eval(sub) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     evaluate = _add_command(
-        sub, "eval", "accuracy, spike rates and energy of a checkpoint on real data", _cmd_eval
+        sub,
+        "eval",
+        "accuracy (perplexity for a language model), spike rates and energy of a checkpoint",
+        _cmd_eval,
     )
     evaluate.add_argument("checkpoint", help="a .ckpt written by spikeforge train")
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])

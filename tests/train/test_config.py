@@ -69,3 +69,15 @@ def test_bad_overrides_are_rejected(overrides, match):
 def test_unknown_config_lists_the_known_ones():
     with pytest.raises(ValueError, match="listops-cpu"):
         load_config("no-such-config")
+
+
+def test_wikitext_config_matches_the_published_row():
+    config = load_config("wikitext-103")
+    m, o = config.model_options, config.optim
+    assert config.task == "wikitext-103" and config.task_options["seq_len"] == 8192
+    assert (m["d_model"], m["n_layers"], m["d_state"], m["bidirectional"]) == (1024, 16, 64, False)
+    assert (m["prenorm"], m["norm"], m["dropout"]) == (True, "layer", 0.1)
+    assert (o.lr, o.weight_decay, o.batch_size) == (5e-4, 0.1, 1)
+    assert m["adaptive_cutoffs"] == [19997, 39997, 199997] and m["div_val"] == 4
+    assert m["tie_weights"] is True
+    assert (m["emb_dropout"], m["softmax_dropout"]) == (0.25, 0.25)

@@ -90,9 +90,8 @@ class TokenWindows(Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"window {index} out of range for {len(self)} windows")
         start = (index % len(self)) * self.seq_len
-        chunk = torch.as_tensor(
-            np.asarray(self.ids[start : start + self.seq_len + 1]), dtype=torch.long
-        )
+        # a copy: the stream may be a read-only memory map of the cache
+        chunk = torch.from_numpy(np.array(self.ids[start : start + self.seq_len + 1], np.int64))
         window = torch.full((self.seq_len + 1,), PAD_ID, dtype=torch.long)
         window[: len(chunk)] = chunk
         return window[:-1], window[1:]

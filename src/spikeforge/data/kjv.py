@@ -127,8 +127,10 @@ def _split_verses(
         n_val, n_test = round(len(verses) * val_fraction), round(len(verses) * test_fraction)
         val, test = order[:n_val], order[n_val : n_val + n_test]
         rest = order[n_val + n_test :]
-        return {name: sorted(part.tolist()) for name, part in
-                (("train", rest), ("val", val), ("test", test))}
+        return {
+            name: sorted(part.tolist())
+            for name, part in (("train", rest), ("val", val), ("test", test))
+        }
     books = _book_ranges(verses)
     test_books = _last_books(books, test_fraction * len(verses))
     val_books = _last_books(books[: len(books) - test_books], val_fraction * len(verses))
@@ -138,10 +140,11 @@ def _split_verses(
             f"KJV book split: val_fraction {val_fraction} and test_fraction {test_fraction} "
             f"leave no training book among {len(books)}"
         )
-    bounds = [books[0][0], books[n_train_books][0], books[len(books) - test_books][0],
-              len(verses)]
-    return {name: list(range(bounds[i], bounds[i + 1]))
-            for i, name in enumerate(("train", "val", "test"))}
+    bounds = [books[0][0], books[n_train_books][0], books[len(books) - test_books][0], len(verses)]
+    return {
+        name: list(range(bounds[i], bounds[i + 1]))
+        for i, name in enumerate(("train", "val", "test"))
+    }
 
 
 def _book_ranges(verses: list[Verse]) -> list[tuple[int, int]]:

@@ -1,4 +1,5 @@
-"""Long-sequence tasks by name: `sequence_task(name) -> (train, val, test, info)`."""
+"""Tasks by name, as (train, val, test, info): long-sequence classification with
+`sequence_task(name)`, language modelling (windows of (input ids, next ids)) with `lm_task`."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from torch.utils.data import Dataset
 from spikeforge.data import listops as listops_module
 from spikeforge.data.aan import AANDataset
 from spikeforge.data.cifar import CIFARDataset
+from spikeforge.data.corpus import Corpus, TokenWindows
 from spikeforge.data.fashion_mnist import FashionMNISTDataset
 from spikeforge.data.imdb import IMDBDataset
+from spikeforge.data.kjv import kjv_corpus
 from spikeforge.data.pathfinder import DIFFICULTIES, PathfinderDataset
 from spikeforge.data.splits import fraction_split, held_out_split
 from spikeforge.data.tokens import BYTE_VOCAB_SIZE
+from spikeforge.data.wikitext import wikitext103
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,16 +154,68 @@ def sequence_task(name: str, root: str | Path | None = None, **options) -> Split
     """
     if name not in TASKS:
         raise ValueError(f"unknown sequence task {name!r}; expected one of {list(TASKS)}")
-    build = TASKS[name]
-    allowed = _option_names(name)
+    _check_options(name, options, _option_names(name))
+    return TASKS[name](root, **options)
+
+
+def _check_options(name: str, options: dict, allowed: list[str]) -> None:
     unknown = set(options).difference(allowed)
     if unknown:
         raise ValueError(f"task {name!r} has no options {sorted(unknown)}; expected {allowed}")
-    return build(root, **options)
 
 
 def _option_names(name: str) -> list[str]:
     if name == "listops":
         fields = [field.name for field in dataclasses.fields(listops_module.ListOpsSpec)]
         return ["seq_len", *fields]
-    return [p for p in inspect.signature(TASKS[name]).parameters if p != "root"]
+    return _parameters(TASKS[name])
+
+
+def _parameters(build: Callable) -> list[str]:
+    return [p for p in inspect.signature(build).parameters if p != "root"]
+
+
+def _lm_splits(name: str, corpus: Corpus, seq_len: int) -> Splits:
+    windows = [TokenWindows(corpus.splits[split], seq_len) for split in ("train", "val", "test")]
+    info = TaskInfo(name, corpus.vocab_size, seq_len, vocab_size=corpus.vocab_size)
+    return *windows, info
+
+
+def _wikitext_103(root: str | Path | None, seq_len: int = 8192) -> Splits:
+    """WikiText-103 words from the raw release files (vocabulary of the training split)."""
+    return _lm_splits("wikitext-103", wikitext103(root), seq_len)
+
+
+def _kjv(
+    root: str | Path | None,
+    seq_len: int = 256,
+    level: str = "word",
+    lowercase: bool = True,
+    split: str = "books",
+    val_fraction: float = 0.05,
+    test_fraction: float = 0.05,
+    seed: int = 0,
+) -> Splits:
+    """The King James Bible from Debian's bible-kjv (root unused: the `bible` program reads
+    its own files); words or bytes, split by books or by a seeded verse draw."""
+    corpus = kjv_corpus(level, lowercase, split, val_fraction, test_fraction, seed)
+    return _lm_splits("kjv", corpus, seq_len)
+
+
+# language modelling: each item is (input ids [seq_len], target ids [seq_len]), the targets
+# shifted by one; info.vocab_size (= info.num_classes) counts the padding id 0
+LM_TASKS: dict[str, Callable[..., Splits]] = {"wikitext-103": _wikitext_103, "kjv": _kjv}
+
+
+def lm_task(name: str, root: str | Path | None = None, **options) -> Splits:
+    """(train, val, test, info) of a language-modelling task by name (see LM_TASKS)."""
+    if name not in LM_TASKS:
+        raise ValueError(
+            f"unknown language-modelling task {name!r}; expected one of {list(LM_TASKS)}"
+        )
+    _check_options(name, options, _parameters(LM_TASKS[name]))
+    return LM_TASKS[name](root, **options)
+
+
+def is_lm_task(name: str) -> bool:
+    return name in LM_TASKS

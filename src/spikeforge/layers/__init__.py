@@ -1,5 +1,7 @@
-"""Building blocks: state space convolutions, spiking SSM blocks and their backbone."""
+"""Building blocks: state space convolutions, spiking SSM blocks and their backbone, adaptive
+input embeddings and adaptive softmax."""
 
+from spikeforge.layers.adaptive import AdaptiveInput, AdaptiveSoftmax
 from spikeforge.layers.spiking_ssm import (
     NORMS,
     ChannelLayerNorm,
@@ -15,6 +17,8 @@ from spikeforge.layers.spiking_ssm import (
 from spikeforge.layers.ssm import S4D, S4DKernel, fft_conv, ssm_parameter_groups
 
 __all__ = [
+    "AdaptiveInput",
+    "AdaptiveSoftmax",
     "NORMS",
     "S4D",
     "ChannelLayerNorm",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from spikeforge.layers.adaptive import AdaptiveInput, AdaptiveSoftmax, cluster_bounds, cluster_dims
 from spikeforge.layers.spiking_ssm import NORMS, SSMBackbone
 from spikeforge.layers.ssm import INITS
 from spikeforge.neuron import SSM_NEURON_MODES, get_surrogate
@@ -32,6 +33,12 @@ class SSMConfig:
     Input: token ids in [0, vocab_size) with 0 padding (`vocab_size`), or real values with
     `in_channels` features per step; never both. `paired`: AAN-style document pairs [B, 2, L].
     `causal`: no position may see later ones (unidirectional kernel and layer norm).
+
+    Language-model options (CausalLM only): `adaptive_cutoffs` turns on adaptive input
+    embeddings and an adaptive softmax with clusters of d_model // div_val**i dimensions;
+    `tie_weights` shares the output weights (and adaptive projections) with the input;
+    `emb_dropout` and `softmax_dropout` drop entries of the embeddings and of the hidden
+    state the softmax reads.
     """
 
     spiking: bool = True
@@ -54,6 +61,11 @@ class SSMConfig:
     num_classes: int = 10
     paired: bool = False
     causal: bool = False
+    adaptive_cutoffs: list[int] | None = None
+    div_val: float = 4.0
+    tie_weights: bool = False
+    emb_dropout: float = 0.0
+    softmax_dropout: float = 0.0
 
     def __post_init__(self):
         self._check_types()
@@ -62,22 +74,31 @@ class SSMConfig:
         self._check_combinations()
 
     def _check_types(self) -> None:
-        for name in ("spiking", "bidirectional", "prenorm", "paired", "causal"):
+        for name in ("spiking", "bidirectional", "prenorm", "paired", "causal", "tie_weights"):
             _expect(isinstance(getattr(self, name), bool), name, "a bool", getattr(self, name))
         for name in ("d_model", "n_layers", "d_state", "num_classes"):
             _expect(_is_int(getattr(self, name)), name, "an int", getattr(self, name))
         for name in ("vocab_size", "in_channels"):
             value = getattr(self, name)
             _expect(value is None or _is_int(value), name, "an int or None", value)
-        for name in ("dropout", "tau", "dt_min", "dt_max"):
+        reals = ("dropout", "tau", "dt_min", "dt_max", "div_val", "emb_dropout", "softmax_dropout")
+        for name in reals:
             value = getattr(self, name)
             _expect(_is_real(value), name, "a number", value)
+        cutoffs = self.adaptive_cutoffs
+        _expect(
+            cutoffs is None or (isinstance(cutoffs, list | tuple) and all(map(_is_int, cutoffs))),
+            "adaptive_cutoffs",
+            "a list of ints or None",
+            cutoffs,
+        )
 
     def _check_ranges(self) -> None:
         for name in ("d_model", "n_layers", "num_classes"):
             _expect(getattr(self, name) >= 1, name, ">= 1", getattr(self, name))
         _expect(self.d_state >= 2 and self.d_state % 2 == 0, "d_state", "even, >= 2", self.d_state)
-        _expect(0 <= self.dropout < 1, "dropout", "in [0, 1)", self.dropout)
+        for name in ("dropout", "emb_dropout", "softmax_dropout"):
+            _expect(0 <= getattr(self, name) < 1, name, "in [0, 1)", getattr(self, name))
         _expect(0 < self.tau <= 1, "tau", "in (0, 1] (multiplicative decay)", self.tau)
         _expect(self.dt_min > 0, "dt_min", "> 0", self.dt_min)
         _expect(self.dt_max >= self.dt_min, "dt_max", f">= dt_min = {self.dt_min}", self.dt_max)
@@ -115,6 +136,13 @@ class SSMConfig:
                 f"one of {SHIPPED_TAUS} for lif_mode='sdn'",
                 self.tau,
             )
+        if self.adaptive_cutoffs is not None:
+            _expect(self.vocab_size is not None, "vocab_size", "set with adaptive_cutoffs", None)
+            try:
+                bounds = cluster_bounds(self.vocab_size, self.adaptive_cutoffs)
+                cluster_dims(self.d_model, len(bounds) - 1, self.div_val)
+            except ValueError as error:
+                raise ValueError(f"SSMConfig.adaptive_cutoffs / div_val: {error}") from None
         if self.causal:
             _expect(not self.bidirectional, "bidirectional", "False when causal", True)
             # BatchNorm's batch statistics mix all positions in training mode: future tokens
@@ -215,6 +243,12 @@ class SequenceClassifier(nn.Module):
                 "SequenceClassifier needs SSMConfig.vocab_size (token input) or "
                 "SSMConfig.in_channels (real-valued input), got neither"
             )
+        lm_only = _language_model_options(config)
+        if lm_only:
+            raise ValueError(
+                f"SequenceClassifier takes no language-model options, got {lm_only} "
+                "(they belong to CausalLM)"
+            )
         self.config = config
         d_model = config.d_model
         if config.vocab_size is not None:
@@ -264,6 +298,9 @@ class CausalLM(nn.Module):
     """Next-token logits [B, L, vocab_size] for token ids [B, L]; position t sees only <= t.
 
     Needs a causal config: unidirectional kernel and layer norm. The SDN mode is causal too.
+    With `adaptive_cutoffs` the encoder is an AdaptiveInput and the decoder an
+    AdaptiveSoftmax: forward() then returns log-probabilities (valid logits, but the whole
+    [B, L, vocab_size]); train with nll() / loss(), which never build them.
     """
 
     def __init__(self, config: SSMConfig):
@@ -282,11 +319,62 @@ class CausalLM(nn.Module):
                 f"got vocab_size={config.vocab_size}, paired={config.paired}"
             )
         self.config = config
-        self.encoder = nn.Embedding(config.vocab_size, config.d_model, padding_idx=PAD_ID)
+        self.adaptive = config.adaptive_cutoffs is not None
+        # built in this order (encoder, backbone, decoder) so a seed gives the same weights
+        sizes = (config.vocab_size, config.d_model, config.adaptive_cutoffs, config.div_val)
+        if self.adaptive:
+            self.encoder = AdaptiveInput(*sizes, dropout=config.emb_dropout)
+        else:
+            self.encoder = nn.Embedding(config.vocab_size, config.d_model, padding_idx=PAD_ID)
+            self.emb_dropout = nn.Dropout(config.emb_dropout)
         self.backbone = _backbone(config)
-        self.decoder = nn.Linear(config.d_model, config.vocab_size)
+        if self.adaptive:
+            tied = self.encoder if config.tie_weights else None
+            self.decoder = AdaptiveSoftmax(*sizes, dropout=config.softmax_dropout, tied_to=tied)
+        else:
+            self.decoder = nn.Linear(config.d_model, config.vocab_size)
+            if config.tie_weights:
+                self.decoder.weight = self.encoder.weight
+            self.softmax_dropout = nn.Dropout(config.softmax_dropout)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.features(tokens)
+        if self.adaptive:
+            return self.decoder.log_prob(h)
+        return self.decoder(self.softmax_dropout(h))
+
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The hidden state the decoder reads, [B, L, d_model]."""
         _check_tokens(tokens, self.config.vocab_size, "[B, L]", 2)
-        h = self.backbone(self.encoder(tokens).transpose(1, 2))
-        return self.decoder(h.transpose(1, 2))
+        x = self.encoder(tokens)
+        if not self.adaptive:
+            x = self.emb_dropout(x)
+        return self.backbone(x.transpose(1, 2)).transpose(1, 2)
+
+    def nll(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of each target [B, L]; 0 where the target pads (id 0)."""
+        _check_tokens(targets, self.config.vocab_size, "[B, L] (targets)", 2)
+        if targets.shape != tokens.shape:
+            raise ValueError(
+                f"expected targets shaped like the tokens {tuple(tokens.shape)}, "
+                f"got {tuple(targets.shape)}"
+            )
+        h = self.features(tokens)
+        if self.adaptive:
+            nll = self.decoder(h, targets)
+        else:
+            logits = self.decoder(self.softmax_dropout(h))
+            nll = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+        return nll.masked_fill(targets == PAD_ID, 0.0)
+
+    def loss(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood over the non-padding targets."""
+        counted = (targets != PAD_ID).sum().clamp(min=1)
+        return self.nll(tokens, targets).sum() / counted
+
+
+def _language_model_options(config: SSMConfig) -> dict:
+    """The CausalLM-only fields that differ from their defaults."""
+    defaults = SSMConfig()
+    names = ("adaptive_cutoffs", "tie_weights", "emb_dropout", "softmax_dropout")
+    return {n: getattr(config, n) for n in names if getattr(config, n) != getattr(defaults, n)}

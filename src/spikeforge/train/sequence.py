@@ -28,7 +28,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from spikeforge.bench import median_seconds
-from spikeforge.data import sequence_task
+from spikeforge.data import is_lm_task, lm_task, sequence_task
 from spikeforge.data.tasks import TaskInfo
 from spikeforge.energy import EnergyCounter, EnergyReport
 from spikeforge.layers import set_lif_mode, ssm_neurons, ssm_parameter_groups
@@ -59,12 +59,17 @@ class SequenceModule(L.LightningModule):
         loss = torch.nn.functional.cross_entropy(logits, y)
         acc = (logits.argmax(-1) == y).float().mean()
         on_step = stage == "train"
-        penalty = self.config.spike_rate_penalty
-        if on_step and penalty and self._step_rates:
-            # mean firing rate over the spiking layers, differentiable through the surrogate
-            loss = loss + penalty * torch.stack(self._step_rates).mean()
+        loss = self._with_rate_penalty(loss, stage)
         self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True)
         self.log(f"{stage}/acc", acc, prog_bar=True, on_step=on_step, on_epoch=True)
+        return loss
+
+    def _with_rate_penalty(self, loss: torch.Tensor, stage: str) -> torch.Tensor:
+        """In training, add spike_rate_penalty x the mean firing rate over the spiking layers
+        (differentiable through the surrogate)."""
+        penalty = self.config.spike_rate_penalty
+        if stage == "train" and penalty and self._step_rates:
+            loss = loss + penalty * torch.stack(self._step_rates).mean()
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -165,7 +170,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def make_splits(config: TrainConfig) -> tuple[Dataset, Dataset, Dataset, TaskInfo]:
-    train, val, test, info = sequence_task(config.task, config.task_root, **config.task_options)
+    """The task's splits (a language-modelling task's windows too), limited as configured."""
+    task = lm_task if is_lm_task(config.task) else sequence_task
+    train, val, test, info = task(config.task, config.task_root, **config.task_options)
     train = _limit(train, config.limit_train_samples, config.seed)
     val = _limit(val, config.limit_eval_samples, config.seed + 1)
     test = _limit(test, config.limit_eval_samples, config.seed + 2)
@@ -184,17 +191,24 @@ def loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0) -> D
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
 
-def choose_lif_mode(model: torch.nn.Module, batch, repeats: int = 2) -> dict | None:
-    """Time one training step of the model's spiking layers with the exact LIF and with the
-    SDN on this device (on a copy, so the model's statistics stay untouched); set the faster.
-    Returns the times, or None for a model without SSM neurons."""
+def classification_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
+    return torch.nn.functional.cross_entropy(model(x), y)
+
+
+def choose_lif_mode(
+    model: torch.nn.Module, batch, repeats: int = 2, loss_fn=classification_loss
+) -> dict | None:
+    """Time one training step (loss_fn(model, x, y) backward) of the model's spiking layers
+    with the exact LIF and with the SDN on this device (on a copy, so the model's statistics
+    stay untouched); set the faster. Returns the times, or None for a model without SSM
+    neurons."""
     if not ssm_neurons(model):
         return None
     probe = copy.deepcopy(model)
     x, y = batch
 
     def step():
-        torch.nn.functional.cross_entropy(probe(x), y).backward()
+        loss_fn(probe, x, y).backward()
 
     seconds = {}
     for mode in ("bptt", "sdn"):
@@ -212,6 +226,15 @@ def train(
     config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True
 ) -> Path:
     """Fit, then test the best checkpoint; returns the run folder."""
+    out = start_run(config, out, resume)
+    train_set, val_set, test_set, info = make_splits(config)
+    module = SequenceModule(config.to_dict(), asdict(info))
+    splits = (train_set, val_set, test_set)
+    return fit_and_test(module, splits, config, out, resume, progress, monitor=("val/acc", "max"))
+
+
+def start_run(config: TrainConfig, out: str | Path, resume: bool) -> Path:
+    """Check the run folder against --resume, quiet Lightning, seed everything."""
     out = Path(out)
     last = out / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
@@ -220,26 +243,29 @@ def train(
         raise ValueError(f"{out} already holds a run; pass --resume to continue it or pick --out")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    train_set, val_set, test_set, info = make_splits(config)
-    module = SequenceModule(config.to_dict(), asdict(info))
+    return out
+
+
+def fit_and_test(
+    module: L.LightningModule,
+    splits: tuple[Dataset, Dataset, Dataset],
+    config: TrainConfig,
+    out: Path,
+    resume: bool,
+    progress: bool,
+    monitor: tuple[str, str],
+    loss_fn=classification_loss,
+) -> Path:
+    """Write config.yaml, choose the LIF mode (lif_mode auto), fit with checkpoints on
+    `monitor` (metric, "min" or "max"), then test the best checkpoint."""
+    train_set, val_set, test_set = splits
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     train_loader = loader(train_set, config.optim.batch_size, True, config.seed)
-    trainer = _trainer(config, out, progress, steps_per_epoch=len(train_loader))
+    trainer = _trainer(config, out, progress, len(train_loader), monitor)
     if config.lif_mode == "auto" and not resume:
-        device = "cuda" if torch.cuda.is_available() and config.accelerator != "cpu" else "cpu"
-        module.model.to(device)
-        first = [t.to(device) for t in next(iter(train_loader))]
-        choice = choose_lif_mode(module.model, first)
-        module.model.cpu()
-        if choice:
-            (out / "lif_mode.json").write_text(json.dumps(choice, indent=2))
-            if progress:
-                seconds = ", ".join(f"{m} {s:.3f} s" for m, s in choice["step_seconds"].items())
-                print(
-                    f"spiking layers train in {choice['chosen']} mode ({seconds} per step)",
-                    file=sys.stderr,
-                )
+        _choose_and_record_lif_mode(module.model, train_loader, config, out, progress, loss_fn)
+    last = out / "checkpoints" / "last.ckpt"
     trainer.fit(
         module,
         train_loader,
@@ -252,12 +278,36 @@ def train(
     return out
 
 
-def _trainer(config: TrainConfig, out: Path, progress: bool, steps_per_epoch: int) -> L.Trainer:
+def _choose_and_record_lif_mode(model, train_loader, config, out, progress, loss_fn) -> None:
+    device = "cuda" if torch.cuda.is_available() and config.accelerator != "cpu" else "cpu"
+    model.to(device)
+    first = [t.to(device) for t in next(iter(train_loader))]
+    choice = choose_lif_mode(model, first, loss_fn=loss_fn)
+    model.cpu()
+    if not choice:
+        return
+    (out / "lif_mode.json").write_text(json.dumps(choice, indent=2))
+    if progress:
+        seconds = ", ".join(f"{m} {s:.3f} s" for m, s in choice["step_seconds"].items())
+        print(
+            f"spiking layers train in {choice['chosen']} mode ({seconds} per step)",
+            file=sys.stderr,
+        )
+
+
+def _trainer(
+    config: TrainConfig,
+    out: Path,
+    progress: bool,
+    steps_per_epoch: int,
+    monitor: tuple[str, str] = ("val/acc", "max"),
+) -> L.Trainer:
+    metric, mode = monitor
     checkpoints = ModelCheckpoint(
         dirpath=out / "checkpoints",
         filename="best-{epoch}",
-        monitor="val/acc",
-        mode="max",
+        monitor=metric,
+        mode=mode,
         save_last=True,
     )
     callbacks = [checkpoints] + ([TQDMProgressBar()] if progress else [])
@@ -300,6 +350,20 @@ def load_checkpoint(path: str | Path) -> tuple[TrainConfig, TaskInfo, torch.nn.M
     return config, info, model.eval()
 
 
+def evaluation_split(
+    checkpoint: str | Path, split: str, lif_mode: str, limit_samples: int | None = None
+) -> tuple[TrainConfig, torch.nn.Module, Dataset]:
+    """A checkpoint's config, its model (eval mode, `lif_mode`) and one split of its task."""
+    config, _, model = load_checkpoint(checkpoint)
+    if limit_samples is not None:
+        config.limit_eval_samples = limit_samples
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be one of ['train', 'val', 'test'], got {split!r}")
+    splits = dict(zip(("train", "val", "test"), make_splits(config)[:3], strict=True))
+    set_lif_mode(model, lif_mode)
+    return config, model, splits[split]
+
+
 @torch.no_grad()
 def evaluate(
     checkpoint: str | Path,
@@ -310,16 +374,10 @@ def evaluate(
     limit_samples: int | None = None,
 ) -> dict:
     """Accuracy, per-layer spike rates and the energy report of a checkpoint on real data."""
-    config, info, model = load_checkpoint(checkpoint)
-    if limit_samples is not None:
-        config.limit_eval_samples = limit_samples
-    splits = dict(zip(("train", "val", "test"), make_splits(config)[:3], strict=True))
-    if split not in splits:
-        raise ValueError(f"split must be one of {list(splits)}, got {split!r}")
-    set_lif_mode(model, lif_mode)
+    config, model, dataset = evaluation_split(checkpoint, split, lif_mode, limit_samples)
     correct = total = 0
     with EnergyCounter(model, table=energy_table) as counter:
-        for x, y in loader(splits[split], batch_size or config.optim.batch_size, False):
+        for x, y in loader(dataset, batch_size or config.optim.batch_size, False):
             correct += (model(x).argmax(-1) == y).sum().item()
             total += len(y)
     report: EnergyReport = counter.report(samples=total)
