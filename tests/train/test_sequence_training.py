@@ -32,6 +32,7 @@ def test_train_writes_checkpoints_log_and_mode_then_resumes(tmp_path, cache):
     rate_columns = [c for c in rows[0] if c.startswith("train/spike_rate/backbone.layers.0")]
     assert rate_columns and any(row[rate_columns[0]] for row in rows)
     assert any(row.get("test/acc") for row in rows)
+    assert any(row.get("test/spike_rate/mean") for row in rows)  # test runs with the exact LIF
     first_steps = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
 
     with pytest.raises(ValueError, match="--resume"):

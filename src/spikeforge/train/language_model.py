@@ -17,7 +17,6 @@ import torch
 from spikeforge.data import is_lm_task
 from spikeforge.data.tokens import PAD_ID
 from spikeforge.energy import EnergyCounter, EnergyReport
-from spikeforge.layers import set_lif_mode
 from spikeforge.train.config import TrainConfig
 from spikeforge.train.sequence import (
     SequenceModule,
@@ -97,12 +96,10 @@ class LanguageModelModule(SequenceModule):
 
     def on_test_epoch_start(self):
         self._totals.pop("test", None)
-        self._saved_modes = set_lif_mode(self.model, self.config.eval_lif_mode)
-        self._start_recording()
+        super().on_test_epoch_start()
 
     def on_test_epoch_end(self):
-        self._stop_recording("test")
-        set_lif_mode(self.model, self._saved_modes)
+        super().on_test_epoch_end()
         self._log_perplexity("test")
 
 

@@ -114,13 +114,26 @@ class SequenceModule(L.LightningModule):
     def on_train_epoch_end(self):
         self._stop_recording("train")
 
-    def on_validation_epoch_start(self):
+    # validation and test use the exact LIF (eval_lif_mode), whatever the training mode
+    def _start_evaluation(self):
         self._saved_modes = set_lif_mode(self.model, self.config.eval_lif_mode)
         self._start_recording()
 
-    def on_validation_epoch_end(self):
-        self._stop_recording("val")
+    def _end_evaluation(self, stage: str):
+        self._stop_recording(stage)
         set_lif_mode(self.model, self._saved_modes)
+
+    def on_validation_epoch_start(self):
+        self._start_evaluation()
+
+    def on_validation_epoch_end(self):
+        self._end_evaluation("val")
+
+    def on_test_epoch_start(self):
+        self._start_evaluation()
+
+    def on_test_epoch_end(self):
+        self._end_evaluation("test")
 
     def configure_optimizers(self):
         optim = self.config.optim
