@@ -256,12 +256,11 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from spikeforge.train.language_model import is_lm_checkpoint
+    from spikeforge.train.language_model import evaluate_lm, is_lm_checkpoint
     from spikeforge.train.sequence import evaluate
 
-    if is_lm_checkpoint(args.checkpoint):
-        return _eval_language_model(args)
-    result = evaluate(
+    language_model = is_lm_checkpoint(args.checkpoint)
+    result = (evaluate_lm if language_model else evaluate)(
         args.checkpoint,
         split=args.split,
         lif_mode=args.lif_mode,
@@ -272,28 +271,13 @@ def _cmd_eval(args) -> int:
     if args.json:
         print(json.dumps({**result, "energy": energy.to_dict()}, indent=2))
         return 0
-    print(
-        f"{result['model']} on {result['task']} ({result['split']}, {result['samples']} samples, "
-        f"{result['lif_mode']} LIF): accuracy {result['accuracy'] * 100:.2f} %, "
-        f"mean spike rate {_percent(result['mean_spike_rate'])}"
-    )
-    print(energy.format_table())
-    return 0
-
-
-def _eval_language_model(args) -> int:
-    from spikeforge.train.language_model import evaluate_lm
-
-    result = evaluate_lm(
-        args.checkpoint,
-        split=args.split,
-        lif_mode=args.lif_mode,
-        energy_table=args.energy_table,
-        limit_samples=args.limit,
-    )
-    energy = result.pop("energy")
-    if args.json:
-        print(json.dumps({**result, "energy": energy.to_dict()}, indent=2))
+    if not language_model:
+        print(
+            f"{result['model']} on {result['task']} ({result['split']}, {result['samples']} "
+            f"samples, {result['lif_mode']} LIF): accuracy {result['accuracy'] * 100:.2f} %, "
+            f"mean spike rate {_percent(result['mean_spike_rate'])}"
+        )
+        print(energy.format_table())
         return 0
     print(
         f"{result['model']} on {result['task']} ({result['split']}, {result['tokens']} tokens "
