@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 import torch
+from time_first_net import TimeFirstNet
 from torch import nn
 
 from spikeforge.energy import EnergyCounter, SynapticMatmul, conv_sops, measure_energy
@@ -174,22 +175,6 @@ def test_synaptic_matmul_called_with_keywords():
     with EnergyCounter(matmul) as counter:
         matmul(b=torch.randn(3, 2), a=a)
     assert only_layer(counter.report(1)).sops == 2 * 2
-
-
-class TimeFirstNet(nn.Module):
-    """fc1 (identity) -> LIF(tau 0.5) -> fc2, on [T, B, 3]."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(3, 3)
-        self.lif = LIF(time_dim=0, tau=0.5)
-        self.fc2 = nn.Linear(3, 2)
-        with torch.no_grad():
-            self.fc1.weight.copy_(torch.eye(3))
-            self.fc1.bias.zero_()
-
-    def forward(self, x):
-        return self.fc2(self.lif(self.fc1(x)))
 
 
 def constant_drive(steps=4, batch=2):
