@@ -130,11 +130,9 @@ def _cmd_sdn_train(args) -> int:
 
 
 def _default_sdn_path(tau: float):
-    import os
-    from pathlib import Path
+    from spikeforge.data.cache import cache_dir
 
-    root = Path(os.environ.get("SPIKEFORGE_CACHE", Path.home() / ".cache" / "spikeforge"))
-    return root / "sdn" / f"sdn_tau_{tau:g}.json"
+    return cache_dir() / "sdn" / f"sdn_tau_{tau:g}.json"
 
 
 def _cmd_sdn_eval(args) -> int:

@@ -11,11 +11,9 @@ import copy
 import json
 import logging
 import math
-import os
 import pickle
 import statistics
 import sys
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from spikeforge.bench import median_seconds
 from spikeforge.data import is_lm_task, lm_task, sequence_task
+from spikeforge.data.cache import atomic_writer
 from spikeforge.data.tasks import TaskInfo
 from spikeforge.energy import EnergyCounter, EnergyReport
 from spikeforge.layers import set_lif_mode, ssm_neurons, ssm_parameter_groups
@@ -170,16 +169,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     an interrupted save never leaves a truncated checkpoint."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(checkpoint, handle)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_writer(path, "wb") as handle:
+            torch.save(checkpoint, handle)
 
 
 def make_splits(config: TrainConfig) -> tuple[Dataset, Dataset, Dataset, TaskInfo]:
