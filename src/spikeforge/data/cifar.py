@@ -28,6 +28,9 @@ PIXELS = SIDE * SIDE
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, PIL's "L" weights (kept unrounded)
 # S4's normalisation of the grayscale sequence (on the 0-255 scale: mean 122.6, std 61.0)
 GRAY_MEAN_STD = (122.6 / 255.0, 61.0 / 255.0)
+# per-channel (R, G, B) mean and std of the training pixels scaled to [0, 1], as commonly quoted
+CIFAR10_MEAN_STD = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+CIFAR100_MEAN_STD = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 MODES = ("image", "gray-sequence", "rgb-sequence")
 
 

@@ -1,4 +1,4 @@
-"""Tasks by name, as (train, val, test, info): long-sequence classification with
+"""Tasks by name, as (train, val, test, info): long-sequence and image classification with
 `sequence_task(name)`, language modelling (windows of (input ids, next ids)) with `lm_task`."""
 
 from __future__ import annotations
@@ -8,12 +8,15 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from torch.utils.data import Dataset
 
 from spikeforge.data import listops as listops_module
 from spikeforge.data.aan import AANDataset
+from spikeforge.data.augment import Augmented, ImageAugmentation
 from spikeforge.data.cifar import CIFARDataset
 from spikeforge.data.corpus import Corpus, TokenWindows
+from spikeforge.data.digits import load_digits_images
 from spikeforge.data.fashion_mnist import FashionMNISTDataset
 from spikeforge.data.imdb import IMDBDataset
 from spikeforge.data.kjv import kjv_corpus
@@ -33,6 +36,7 @@ class TaskInfo:
     vocab_size: int | None = None  # token tasks: ids in [0, vocab_size), 0 pads
     in_channels: int | None = None  # real-valued tasks: features per sequence step
     paired: bool = False  # inputs are [2, seq_len] document pairs (AAN)
+    image_size: int | None = None  # image tasks: inputs are [in_channels, side, side]
 
 
 Splits = tuple[Dataset, Dataset, Dataset, TaskInfo]
@@ -134,6 +138,112 @@ def _pathfinder(
     return train, val, test, info
 
 
+def _augmented(
+    train: Dataset,
+    augment: bool,
+    crop_padding: int,
+    flip: bool,
+    normalize: tuple | None,
+    seed: int,
+) -> Dataset:
+    """The training split, randomly cropped (and flipped) if `augment`. The padding is black,
+    as if padded before normalising (torchvision's RandomCrop on the raw image)."""
+    augmentation = ImageAugmentation(crop_padding, flip, _black(normalize))  # checks options
+    return Augmented(train, augmentation, seed) if augment else train
+
+
+def _black(normalize: tuple | None) -> float | tuple[float, ...]:
+    """The value a 0 pixel takes once normalised, per channel where the mean is."""
+    if normalize is None:
+        return 0.0
+    mean, std = (torch.as_tensor(v, dtype=torch.float32) for v in normalize)
+    return tuple((-mean / std).reshape(-1).tolist())
+
+
+def _fashion_mnist_image(
+    root: str | Path | None,
+    augment: bool = False,
+    crop_padding: int = 2,
+    flip: bool = False,
+    normalize: tuple[float, float] | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> Splits:
+    """Fashion-MNIST images [1, 28, 28] (spiking MLP, Spikformer); normalize e.g.
+    FASHION_MNIST_MEAN_STD. augment: a random crop after padding by crop_padding, and a
+    random horizontal flip if flip, on the training split only."""
+    train, val, test = _fashion_mnist(root, "image", normalize, 0, val_fraction, seed)
+    train = _augmented(train, augment, crop_padding, flip, normalize, seed)
+    info = TaskInfo("fashion-mnist", 10, 28 * 28, in_channels=1, image_size=28)
+    return train, val, test, info
+
+
+def _cifar_images(
+    root: str | Path | None,
+    dataset: str,
+    augment: bool,
+    crop_padding: int,
+    flip: bool,
+    normalize: tuple | None,
+    val_fraction: float,
+    seed: int,
+) -> Splits:
+    full_train = CIFARDataset("train", root, dataset, "image", normalize)
+    train, val = held_out_split(full_train, val_fraction, seed)
+    train = _augmented(train, augment, crop_padding, flip, normalize, seed)
+    test = CIFARDataset("test", root, dataset, "image", normalize)
+    info = TaskInfo(dataset, full_train.num_classes, 32 * 32, in_channels=3, image_size=32)
+    return train, val, test, info
+
+
+def _cifar10(
+    root: str | Path | None,
+    augment: bool = False,
+    crop_padding: int = 4,
+    flip: bool = True,
+    normalize: tuple | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> Splits:
+    """CIFAR-10 images [3, 32, 32]; normalize = (mean, std) per channel, e.g. CIFAR10_MEAN_STD.
+    augment: random crop after padding by crop_padding (and flip if flip), training split only."""
+    return _cifar_images(
+        root, "cifar10", augment, crop_padding, flip, normalize, val_fraction, seed
+    )
+
+
+def _cifar100(
+    root: str | Path | None,
+    augment: bool = False,
+    crop_padding: int = 4,
+    flip: bool = True,
+    normalize: tuple | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+) -> Splits:
+    """CIFAR-100 images [3, 32, 32] and fine labels; normalize e.g. CIFAR100_MEAN_STD."""
+    return _cifar_images(
+        root, "cifar100", augment, crop_padding, flip, normalize, val_fraction, seed
+    )
+
+
+def _digits(
+    root: str | Path | None,
+    augment: bool = False,
+    crop_padding: int = 1,
+    flip: bool = False,
+    normalize: tuple[float, float] | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Splits:
+    """scikit-learn's 8x8 digits as images [1, 8, 8] (root unused: the package ships them);
+    a seeded stratified train/val/test split, the fractions of all 1797 images."""
+    train, val, test = load_digits_images(val_fraction, test_fraction, seed, normalize)
+    train = _augmented(train, augment, crop_padding, flip, normalize, seed)
+    return train, val, test, TaskInfo("digits", 10, 8 * 8, in_channels=1, image_size=8)
+
+
 TASKS: dict[str, Callable[..., Splits]] = {
     "listops": _listops,
     "fashion-mnist-seq": _fashion_mnist_seq,
@@ -142,11 +252,17 @@ TASKS: dict[str, Callable[..., Splits]] = {
     "imdb": _imdb,
     "aan": _aan,
     "pathfinder": _pathfinder,
+    # image classification: inputs [in_channels, image_size, image_size]
+    "fashion-mnist": _fashion_mnist_image,
+    "cifar10": _cifar10,
+    "cifar100": _cifar100,
+    "digits": _digits,
 }
 
 
 def sequence_task(name: str, root: str | Path | None = None, **options) -> Splits:
-    """(train, val, test, info) of a long-sequence task by name (see TASKS).
+    """(train, val, test, info) of a long-sequence or image classification task by name (see
+    TASKS); image tasks set info.image_size.
 
     `root` is the folder holding the task's published files (None: the task's default place,
     the cache folder for most); `options` are the task's keyword arguments. The validation
