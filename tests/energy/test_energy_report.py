@@ -41,6 +41,24 @@ def test_per_sample_divides_by_samples():
     assert (per_sample.sops, per_sample.spikes) == (10, 5)
 
 
+def test_a_direct_encoding_model_is_compared_with_one_ann_pass():
+    """The 4 steps repeat one input: the same-shape ANN computes 120 / 4 = 30 MACs once."""
+    x = torch.tensor([0.0, 0.6, 1.5]).expand(4, 2, 3).clone()
+    model = TimeFirstNet()
+    model.time_steps = 4  # a model declares its steps; an explicit argument wins
+    for report in (
+        measure_energy(model, [x], batch_dim=1),
+        measure_energy(TimeFirstNet(), [x], batch_dim=1, time_steps=4),
+    ):
+        assert report.time_steps == 4
+        assert report.totals.dense_macs == 120  # what the SNN's layers saw, all steps
+        assert report.totals.ann_energy_j == pytest.approx(30 * 4.6 * 1e-12)
+        assert report.totals.snn_energy_j == pytest.approx((72 * 4.6 + 20 * 0.9) * 1e-12)
+        assert "runs once" in report.format_table()
+    with pytest.raises(ValueError, match="time_steps must be >= 1"):
+        measure_energy(TimeFirstNet(), [x], batch_dim=1, time_steps=0)
+
+
 def test_custom_table_prices_the_same_counts():
     report = measured("mac=1,ac=0.5")
     assert report.totals.snn_energy_j == pytest.approx((72 * 1 + 20 * 0.5) * 1e-12)

@@ -95,14 +95,22 @@ class EnergyCounter:
     layers) and every SpikingNeuron (neuron layers) of `model`; on exit it removes the hooks.
     Counts accumulate across calls and across repeated `with` blocks until `reset()`; layers
     are keyed by qualified name (the model itself by ROOT_NAME), in first-call order.
-    Counting reads inputs and outputs only and never changes them.
+    Counting reads inputs and outputs only and never changes them. `time_steps` (default: the
+    model's `time_steps` attribute, else 1) is how many steps a direct-encoding model repeats
+    each input; the same-shape ANN it is compared with runs once.
     """
 
-    def __init__(self, model: nn.Module, table: str | EnergyTable = DEFAULT_TABLE):
+    def __init__(
+        self,
+        model: nn.Module,
+        table: str | EnergyTable = DEFAULT_TABLE,
+        time_steps: int | None = None,
+    ):
         if not isinstance(model, nn.Module):
             raise ValueError(f"expected an nn.Module to measure, got {type(model).__name__}")
         self.model = model
         self.table = get_energy_table(table)
+        self.time_steps = getattr(model, "time_steps", 1) if time_steps is None else time_steps
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self.reset()
 
@@ -133,6 +141,7 @@ class EnergyCounter:
             layers=tuple(tally.row(name) for name, tally in self._synaptic.items()),
             neurons=tuple(tally.row(name) for name, tally in self._neurons.items()),
             uncounted=tuple(f"{name} ({kind})" for name, kind in self._uncounted.items()),
+            time_steps=self.time_steps,
         )
 
     def _hook_for(self, name: str, module: nn.Module):
@@ -186,6 +195,7 @@ def measure_energy(
     *,
     table: str | EnergyTable = DEFAULT_TABLE,
     batch_dim: int = 0,
+    time_steps: int | None = None,
 ) -> EnergyReport:
     """Run model(batch) under torch.no_grad for every batch and report the counts.
 
@@ -193,7 +203,7 @@ def measure_energy(
     (time-first vision SNNs take [T, B, ...] and pass batch_dim=1). The model's train/eval mode
     is left as it is: call model.eval() first to measure inference.
     """
-    counter = EnergyCounter(model, table)
+    counter = EnergyCounter(model, table, time_steps)
     samples = 0
     with counter, torch.no_grad():
         for batch in batches:

@@ -89,6 +89,11 @@ def _total_lines(report: EnergyReport) -> list[str]:
         f"SNN {format_energy(per_sample.snn_energy_j)} vs ANN "
         f"{format_energy(per_sample.ann_energy_j)} per sample: ANN/SNN = {ratio:.3g}x",
     ]
+    if report.time_steps > 1:
+        lines.append(
+            f"(the SNN repeats each input over {report.time_steps} steps; the same-shape ANN "
+            "runs once: its MACs are the dense MACs / steps)"
+        )
     if report.uncounted:
         lines.append(
             "NOT COUNTED (ran, but their operations are missing from the totals): "

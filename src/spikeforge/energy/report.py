@@ -76,7 +76,7 @@ class EnergyTotals:
 
     real_input_macs: float  # dense MACs of layers whose input was not binary
     sops: float  # SOPs of layers whose input was binary
-    dense_macs: float  # all synaptic layers: the ANN of the same shape
+    dense_macs: float  # all synaptic layers, every step: what a dense network would compute
     spikes: float
     neuron_elements: float
     snn_energy_j: float
@@ -164,6 +164,8 @@ class EnergyReport:
     `layers` are the synaptic layers and `neurons` the neuron layers, each in first-call order.
     `uncounted` names modules that ran and do perform MACs but are not counted
     (e.g. Conv3d, ConvTranspose2d, MultiheadAttention), so a total is never silently short.
+    `time_steps` > 1 says the model repeated one input over that many steps (direct encoding):
+    the same-shape ANN processes the input once, so its MACs are the dense MACs / time_steps.
     """
 
     table: EnergyTable
@@ -171,6 +173,7 @@ class EnergyReport:
     layers: tuple[SynapticRow, ...]
     neurons: tuple[NeuronRow, ...]
     uncounted: tuple[str, ...] = ()
+    time_steps: int = 1
 
     def __post_init__(self):
         if isinstance(self.samples, bool) or not isinstance(self.samples, numbers.Integral):
@@ -178,6 +181,10 @@ class EnergyReport:
         object.__setattr__(self, "samples", int(self.samples))
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
+        if isinstance(self.time_steps, bool) or not isinstance(self.time_steps, numbers.Integral):
+            raise ValueError(f"time_steps must be an int >= 1, got {self.time_steps!r}")
+        if self.time_steps < 1:
+            raise ValueError(f"time_steps must be >= 1, got {self.time_steps}")
         if not self.layers and not self.neurons:
             raise ValueError(
                 "expected at least one synaptic or neuron layer to have run, got none: "
@@ -195,7 +202,7 @@ class EnergyReport:
             spikes=sum(row.spikes for row in self.neurons),
             neuron_elements=sum(row.elements for row in self.neurons),
             snn_energy_j=sum(row.snn_energy_j(self.table) for row in self.layers),
-            ann_energy_j=sum(row.ann_energy_j(self.table) for row in self.layers),
+            ann_energy_j=sum(row.ann_energy_j(self.table) for row in self.layers) / self.time_steps,
         )
 
     @property
@@ -237,6 +244,7 @@ class EnergyReport:
         return {
             "table": asdict(table),
             "samples": self.samples,
+            "time_steps": self.time_steps,
             "layers": [_layer_dict(row, table, self.samples) for row in self.layers],
             "neurons": [
                 _json_safe({**asdict(row), "firing_rate": row.firing_rate}) for row in self.neurons

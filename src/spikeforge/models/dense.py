@@ -46,6 +46,11 @@ class DenseSNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.readout = nn.Linear(width, classes)
 
+    @property
+    def time_steps(self) -> int:
+        """Steps of the direct encoding (read by the energy counter)."""
+        return self.steps
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.in_features:
             raise ValueError(
