@@ -112,7 +112,7 @@ def test_spike_rate_penalty_adds_the_mean_firing_rate_to_the_loss(cache):
         torch.manual_seed(0)
         module = SequenceModule(config.to_dict(), info.__dict__)
         module.log = lambda *args, **kwargs: None
-        module._start_recording()
+        module._begin_stage("train")
         hooks = [
             n.register_forward_hook(lambda m, i, out: rates.append(out.mean().item()))
             for n in ssm_neurons(module.model).values()
@@ -123,3 +123,31 @@ def test_spike_rate_penalty_adds_the_mean_firing_rate_to_the_loss(cache):
     mean_rate = sum(rates[2:]) / 2  # the two layers of the second (penalised) step
     assert 0 < mean_rate < 1
     assert losses[2.5] - losses[0.0] == pytest.approx(2.5 * mean_rate, rel=1e-5)
+
+
+def test_validation_inside_a_training_epoch_keeps_the_rates_apart(cache):
+    from spikeforge.layers import ssm_neurons
+    from spikeforge.train.sequence import SequenceModule, make_splits
+
+    config = load_config("listops-cpu", [*TINY, "model_options.n_layers=1"])
+    train_set, val_set, _, info = make_splits(config)
+    module = SequenceModule(config.to_dict(), info.__dict__)
+    logged = {}
+    module.log = lambda name, value, **kwargs: logged.__setitem__(name, value)
+    (neuron,) = ssm_neurons(module.model).values()
+    seen = []
+    neuron.register_forward_hook(lambda m, i, out: seen.append(out.mean().item()))
+    batch = {
+        name: next(iter(torch.utils.data.DataLoader(split, batch_size=4)))
+        for name, split in (("train", train_set), ("val", val_set))
+    }
+    module._begin_stage("train")
+    module.model(batch["train"][0])
+    module._begin_stage("val")  # Lightning validates before the training epoch ends
+    module.model(batch["val"][0])
+    module._end_stage("val")
+    module.model(batch["train"][0])
+    module._end_stage("train")
+    assert logged["val/spike_rate/mean"] == pytest.approx(seen[1])
+    assert logged["train/spike_rate/mean"] == pytest.approx((seen[0] + seen[2]) / 2)
+    assert not module._hooks  # recording stops with the epoch

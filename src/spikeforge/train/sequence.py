@@ -1,4 +1,5 @@
-"""Training and evaluation of sequence models (SpikingSSM, S4D) through Lightning.
+"""Training and evaluation of classifiers through Lightning: sequence models (SpikingSSM, S4D)
+on long-sequence tasks and vision SNNs (spiking MLP, Spikformer) on image tasks.
 
 A run writes, under its folder: checkpoints/ (atomic; last.ckpt for --resume, best by
 validation accuracy), metrics.csv (loss, accuracy and per-layer spike rate per epoch),
@@ -44,7 +45,8 @@ class SequenceModule(L.LightningModule):
         self.save_hyperparameters({"config": config, "task_info": task_info})
         self.config = TrainConfig(**config)
         self.model = build_model_for_task(self.config, TaskInfo(**task_info))
-        self._rates: dict[str, list[float]] = {}
+        self._rates: dict[str, dict[str, list[float]]] = {}  # stage -> layer -> rates
+        self._stage: str | None = None
         self._step_rates: list[torch.Tensor] = []
         self._hooks = []
 
@@ -80,56 +82,66 @@ class SequenceModule(L.LightningModule):
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
-    # spike rates of every neuron layer, recorded with forward hooks, logged per epoch
-    def _start_recording(self):
-        self._rates = {}
-        for name, module in self.model.named_modules():
-            if isinstance(module, SpikingNeuron):
-                self._hooks.append(module.register_forward_hook(self._recorder(name)))
+    # Spike rates of every neuron layer, recorded with forward hooks into the running stage's
+    # table and logged per epoch. Validation runs inside a training epoch, so each stage keeps
+    # its own table and training resumes recording when validation ends.
+    def _begin_stage(self, stage: str):
+        if not self._hooks:
+            for name, module in self.model.named_modules():
+                if isinstance(module, SpikingNeuron):
+                    self._hooks.append(module.register_forward_hook(self._recorder(name)))
+        self._stage = stage
+        self._rates[stage] = {}
 
     def _recorder(self, name: str):
         def hook(module, inputs, output):
+            if self._stage is None:
+                return
             spikes = output[0] if isinstance(output, tuple) else output
             rate = spikes.float().mean()
-            self._step_rates.append(rate)
-            self._rates.setdefault(name, []).append(rate.item())
+            if self._stage == "train":
+                self._step_rates.append(rate)
+            self._rates[self._stage].setdefault(name, []).append(rate.item())
 
         return hook
 
-    def _stop_recording(self, stage: str):
-        for hook in self._hooks:
-            hook.remove()
-        self._hooks = []
-        if not self._rates:
+    def _end_stage(self, stage: str):
+        rates = self._rates.pop(stage, {})
+        self._stage = "train" if stage == "val" and "train" in self._rates else None
+        if self._stage is None:
+            for hook in self._hooks:
+                hook.remove()
+            self._hooks = []
+        if not rates:
             return
-        means = {name: statistics.fmean(values) for name, values in self._rates.items()}
+        means = {name: statistics.fmean(values) for name, values in rates.items()}
         for name, rate in means.items():
             self.log(f"{stage}/spike_rate/{name}", rate)
         self.log(f"{stage}/spike_rate/mean", statistics.fmean(means.values()), prog_bar=True)
 
     def on_train_epoch_start(self):
-        self._start_recording()
+        self._begin_stage("train")
 
     def on_train_epoch_end(self):
-        self._stop_recording("train")
+        self._end_stage("train")
 
     # validation and test use the exact LIF (eval_lif_mode), whatever the training mode
-    def _start_evaluation(self):
+    def _start_evaluation(self, stage: str):
         self._saved_modes = set_lif_mode(self.model, self.config.eval_lif_mode)
-        self._start_recording()
+        self._begin_stage(stage)
 
     def _end_evaluation(self, stage: str):
-        self._stop_recording(stage)
+        self._end_stage(stage)
         set_lif_mode(self.model, self._saved_modes)
 
     def on_validation_epoch_start(self):
-        self._start_evaluation()
+        self._start_evaluation("val")
 
     def on_validation_epoch_end(self):
         self._end_evaluation("val")
 
     def on_test_epoch_start(self):
-        self._start_evaluation()
+        self._start_evaluation("test")
 
     def on_test_epoch_end(self):
         self._end_evaluation("test")
@@ -154,7 +166,13 @@ class SequenceModule(L.LightningModule):
 def build_model_for_task(config: TrainConfig, info: TaskInfo) -> torch.nn.Module:
     """The configured model with the task's input and output sizes."""
     sizes = {"num_classes": info.num_classes, "paired": info.paired}
-    if info.vocab_size is not None:
+    if info.image_size is not None:
+        sizes = {
+            "num_classes": info.num_classes,
+            "in_channels": info.in_channels,
+            "image_size": info.image_size,
+        }
+    elif info.vocab_size is not None:
         sizes["vocab_size"] = info.vocab_size
     else:
         sizes["in_channels"] = info.in_channels
