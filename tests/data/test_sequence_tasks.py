@@ -75,4 +75,4 @@ def test_unknown_names_and_options_raise_value_error():
         sequence_task("lisptops")
     with pytest.raises(ValueError, match=r"no options \['max_len'\].*'seq_len'"):
         sequence_task("imdb", max_len=3)
-    assert len(TASKS) == 7
+    assert len(TASKS) == 11

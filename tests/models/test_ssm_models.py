@@ -274,11 +274,13 @@ def test_registry_name_fixes_spiking_over_a_base_config_but_rejects_contradictin
 
 
 def test_unknown_and_duplicate_names(monkeypatch):
-    with pytest.raises(ValueError, match="unknown model 'ssm'.*s4d, s4d-lm, spiking-ssm"):
+    with pytest.raises(ValueError, match="unknown model 'ssm'.*s4d, s4d-lm, spikformer"):
         build_model("ssm")
     monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
-    register_model("tiny-s4d", lambda config=None, **kw: build_model("s4d", config, **kw), "t")
+    register_model(
+        "tiny-s4d", lambda config=None, **kw: build_model("s4d", config, **kw), "t", ("batch", 4)
+    )
     assert "tiny-s4d" in model_names()
     assert registry.model_entry("tiny-s4d").description == "t"
     with pytest.raises(ValueError, match="already registered"):
-        register_model("s4d", lambda config=None: None, "again")
+        register_model("s4d", lambda config=None: None, "again", ("batch",))
