@@ -84,3 +84,15 @@ def test_bench_neuron_json_rows(capsys):
         ):
             assert key in row
         assert row["ours_s"] > 0
+
+
+def test_models_lists_published_variants_with_size_and_input_shape(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert {"spiking-mlp-spe-t", "spiking-mlp-spe-s", "spiking-mlp-s"} <= set(rows)
+    assert rows["spikformer-4-384"]["params"] == pytest.approx(9.32e6, rel=0.01)
+    assert rows["spikformer-8-768"]["input_shape"] == ["batch", 3, 224, 224]
+    assert rows["spiking-mlp"]["input_shape"] == ["batch", 1, 28, 28]
+    assert rows["spiking-ssm"]["input_shape"] == ["batch", "length", 1]
+    assert main(["models"]) == 0
+    assert "spikformer-8-768" in capsys.readouterr().out

@@ -290,6 +290,31 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_models(args) -> int:
+    from spikeforge.models import model_entry, model_names
+    from spikeforge.models.registry import parameter_count
+
+    rows = [
+        {
+            "name": name,
+            "params": parameter_count(name),
+            "input_shape": list(model_entry(name).input_shape),
+            "description": model_entry(name).description,
+        }
+        for name in model_names()
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(row["name"]) for row in rows)
+    for row in rows:
+        shape = "[" + ", ".join(map(str, row["input_shape"])) + "]"
+        print(
+            f"{row['name']:<{width}}  {row['params'] / 1e6:8.2f}M  {shape:<22} {row['description']}"
+        )
+    return 0
+
+
 def _percent(value: float | None) -> str:
     return "n/a (no spiking layers)" if value is None else f"{value * 100:.2f} %"
 
@@ -324,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_and_eval(sub)
     _add_sdn(sub)
     _add_bench(sub)
+    models = _add_command(
+        sub, "models", "list the registered models: parameters and input shape", _cmd_models
+    )
+    _add_json(models, "a list of {name, params, input_shape, description}")
     _add_command(sub, "version", "print the installed version", _cmd_version)
     return parser
 
@@ -365,12 +394,18 @@ def _add_demo(sub) -> None:
 
 
 def _add_train_and_eval(sub) -> None:
-    train = _add_command(sub, "train", "train a sequence model on a task (Lightning)", _cmd_train)
-    train.add_argument("model", help="spiking-ssm or s4d; spiking-ssm-lm or s4d-lm for LM tasks")
+    train = _add_command(sub, "train", "train a model on a task (Lightning)", _cmd_train)
+    train.add_argument(
+        "model",
+        help="a name from `spikeforge models`: spiking-ssm or s4d (sequence tasks), "
+        "spiking-ssm-lm or s4d-lm (language modelling), spiking-mlp or spikformer (images)",
+    )
     train.add_argument(
         "--task",
+        "--dataset",
         required=True,
-        help="listops, fashion-mnist-seq, imdb, aan, ...; language modelling: kjv, wikitext-103",
+        help="listops, fashion-mnist-seq, imdb, aan, ...; images: fashion-mnist, cifar10, "
+        "cifar100, digits; language modelling: kjv, wikitext-103",
     )
     train.add_argument("--config", help="config name (default: the task's) or YAML path")
     train.add_argument(

@@ -17,6 +17,8 @@ Inside every nn.Sequential of the model (any nesting), over consecutive children
    Flatten, Identity or Dropout, then a Linear whose in_features equals the BN's num_features
    (the pooling leaves one value per channel). Averaging commutes with a per-channel affine
    map, so the BN folds into the Linear's input: W' = W * scale[None, :], b' = b + W @ shift.
+   Likewise a BN followed (through Identity or Dropout only) by a 1x1 Conv1d/Conv2d without
+   padding or groups, which is a Linear over channels at each position.
 
 Every folded BN is replaced by nn.Identity. A BN that matches no rule, has no running
 statistics, or would fold into a layer registered in more than one place (a fold would change
@@ -97,14 +99,17 @@ def fold_into_output(
         _set_bias(layer, new_bias)
 
 
-def fold_into_input(linear: nn.Linear, scale: torch.Tensor, shift: torch.Tensor) -> None:
-    """linear(x) -> linear(scale * x + shift) over in_features, in place (bias added if none)."""
+def fold_into_input(
+    linear: nn.Linear | nn.Conv1d | nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor
+) -> None:
+    """linear(x) -> linear(scale * x + shift) over the input features (channels of a 1x1
+    conv), in place (bias added if none)."""
     weight = linear.weight
     with torch.no_grad():
-        dense = weight.double()
+        dense = weight.double().flatten(1)  # a 1x1 conv's [out, in, 1, 1] as [out, in]
         old_bias = 0.0 if linear.bias is None else linear.bias.double()
         new_bias = old_bias + dense @ shift
-        weight.copy_(dense * scale[None, :])
+        weight.copy_((dense * scale[None, :]).view_as(weight))
         _set_bias(linear, new_bias)
 
 
@@ -178,10 +183,12 @@ def _fold_after(seq, key: str, layer: nn.Module, bn, folding: _Folding) -> bool:
     return True
 
 
-def _head_linear(bn, following: list[nn.Module]) -> nn.Linear | None:
-    """The Linear that `bn` may fold into under rule 3, or None."""
+def _head_linear(bn, following: list[nn.Module]) -> nn.Module | None:
+    """The Linear (or 1x1 conv) that `bn` may fold into under rule 3, or None."""
     flattened, pooled = False, False
     for module in following:
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            return module if not (flattened or pooled) and _pointwise(module, bn) else None
         if isinstance(module, nn.Linear):
             # A BN over [N, C, ...] reaches a Linear over channels only once it is flattened.
             needs_flatten = pooled or isinstance(bn, nn.BatchNorm2d)
@@ -204,3 +211,14 @@ def _true_average(pool: nn.Module) -> bool:
     padding = pool.padding if isinstance(pool.padding, tuple) else (pool.padding,)
     no_padding_counted = all(p == 0 for p in padding) or not pool.count_include_pad
     return no_padding_counted and getattr(pool, "divisor_override", None) is None
+
+
+def _pointwise(conv: nn.Conv1d | nn.Conv2d, bn) -> bool:
+    """A conv that is a Linear over the BN's channels at each position."""
+    return (
+        all(k == 1 for k in conv.kernel_size)
+        and all(p == 0 for p in conv.padding)
+        and conv.groups == 1
+        and conv.in_channels == bn.num_features
+        and conv.padding_mode == "zeros"
+    )

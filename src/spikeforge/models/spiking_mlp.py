@@ -89,12 +89,14 @@ class SpikingMLP(nn.Module):
         for i, (width, side, depth) in enumerate(zip(widths, c.sides(), c.depths, strict=True)):
             stage_embed = nn.Identity() if i == 0 else embed(widths[i - 1], width, **lif)
             self.stages.append(MixerStage(stage_embed, width, side, depth, c.mlp_ratio, **lif))
+        # The published head, BN -> mean over positions -> Linear, with the Linear applied at
+        # each position before the mean (equal by linearity), so that it reads spikes.
         self.head = TimeFolded(
             nn.Sequential(
                 nn.BatchNorm2d(widths[-1]),
+                nn.Conv2d(widths[-1], c.num_classes, 1),
                 nn.AdaptiveAvgPool2d(1),
                 nn.Flatten(1),
-                nn.Linear(widths[-1], c.num_classes),
             )
         )
 
