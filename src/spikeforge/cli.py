@@ -275,6 +275,11 @@ def _cmd_eval(args) -> int:
             f"samples, {result['lif_mode']} LIF): accuracy {result['accuracy'] * 100:.2f} %, "
             f"mean spike rate {_percent(result['mean_spike_rate'])}"
         )
+        left = result["unfolded_batchnorms"]
+        print(
+            "batch norms folded into the synapses"
+            + (f"; {len(left)} not foldable: {', '.join(left)}" if left else " (all)")
+        )
         print(energy.format_table())
         return 0
     print(

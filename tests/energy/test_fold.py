@@ -103,6 +103,17 @@ def test_norms_with_trained_statistics_and_no_affine_fold_after_conv1d_and_linea
             ),
             (6, 4, 5, 2),
         ),
+        # a 1x1 conv is a Linear over channels at each position (before or without pooling)
+        (
+            lambda: (
+                nn.BatchNorm2d(4),
+                nn.Conv2d(4, 3, 1, stride=2),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+            ),
+            (6, 4, 5, 5),
+        ),
+        (lambda: (nn.BatchNorm1d(4), nn.Dropout(), nn.Conv1d(4, 3, 1, bias=False)), (6, 4, 7)),
     ],
 )
 def test_head_norm_folds_into_the_following_linear(build, shape):
@@ -130,6 +141,8 @@ def test_head_norm_folds_into_the_following_linear(build, shape):
         (lambda: (nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3)), None),
         # the Linear acts on the last spatial axis, not on channels
         (lambda: (nn.BatchNorm2d(4), nn.Linear(4, 3)), 4),
+        # a 3x3 conv with zero padding: border taps read padding, not shifted values
+        (lambda: (nn.BatchNorm2d(4), nn.Conv2d(4, 3, 3, padding=1)), 4),
     ],
 )
 def test_unfoldable_norms_stay_listed_and_the_output_is_unchanged(build, shape):

@@ -34,6 +34,8 @@ def test_train_writes_checkpoints_log_and_mode_then_resumes(tmp_path, cache):
     assert any(row.get("test/acc") for row in rows)
     assert any(row.get("test/spike_rate/mean") for row in rows)  # test runs with the exact LIF
     first_steps = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    first_timing = json.loads((out / "timing.json").read_text())
+    assert first_timing["train_seconds"] >= first_timing["validate_seconds"] > 0
 
     with pytest.raises(ValueError, match="--resume"):
         train(config, out, progress=False)
@@ -41,6 +43,9 @@ def test_train_writes_checkpoints_log_and_mode_then_resumes(tmp_path, cache):
     train(more, out, resume=True, progress=False)
     resumed = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert resumed == 2 * first_steps
+    # the resumed run adds its training time to the first run's
+    timing = json.loads((out / "timing.json").read_text())
+    assert timing["train_seconds"] > 1.2 * first_timing["train_seconds"]
 
 
 def test_eval_reports_accuracy_rates_and_energy(tmp_path, cache, capsys):

@@ -21,7 +21,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -30,7 +30,7 @@ from spikeforge.bench import median_seconds
 from spikeforge.data import is_lm_task, lm_task, sequence_task
 from spikeforge.data.cache import atomic_writer
 from spikeforge.data.tasks import TaskInfo
-from spikeforge.energy import EnergyCounter, EnergyReport
+from spikeforge.energy import EnergyCounter, EnergyReport, fold_batchnorm, unfolded_batchnorms
 from spikeforge.layers import set_lif_mode, ssm_neurons, ssm_parameter_groups
 from spikeforge.models import build_model
 from spikeforge.neuron import SpikingNeuron
@@ -297,7 +297,21 @@ def fit_and_test(
     best = trainer.checkpoint_callback.best_model_path
     test_loader = loader(test_set, config.optim.batch_size, False)
     trainer.test(module, test_loader, ckpt_path=best or None, verbose=progress)
+    _write_timing(trainer, out, resume)
     return out
+
+
+def _write_timing(trainer: L.Trainer, out: Path, resume: bool) -> None:
+    """timing.json: seconds spent in training (validation included) and in the final test; a
+    resumed run adds its training time to that of the runs before it."""
+    (timer,) = (c for c in trainer.callbacks if isinstance(c, Timer))
+    path = out / "timing.json"
+    before = json.loads(path.read_text()) if resume and path.is_file() else {}
+    seconds = {}
+    for stage in ("train", "validate", "test"):
+        key = f"{stage}_seconds"
+        seconds[key] = timer.time_elapsed(stage) + (before.get(key, 0.0) if stage != "test" else 0)
+    path.write_text(json.dumps(seconds, indent=2))
 
 
 def _choose_and_record_lif_mode(model, train_loader, config, out, progress, loss_fn) -> None:
@@ -332,7 +346,7 @@ def _trainer(
         mode=mode,
         save_last=True,
     )
-    callbacks = [checkpoints] + ([TQDMProgressBar()] if progress else [])
+    callbacks = [checkpoints, Timer()] + ([TQDMProgressBar()] if progress else [])
     return L.Trainer(
         default_root_dir=out,
         max_epochs=config.optim.epochs,
@@ -395,8 +409,10 @@ def evaluate(
     energy_table: str = "45nm",
     limit_samples: int | None = None,
 ) -> dict:
-    """Accuracy, per-layer spike rates and the energy report of a checkpoint on real data."""
+    """Accuracy, per-layer spike rates and the energy report (with the MFI check) of a
+    checkpoint on real data, run as deployed: batch norms folded into the synapses."""
     config, model, dataset = evaluation_split(checkpoint, split, lif_mode, limit_samples)
+    model = fold_batchnorm(model)
     correct = total = 0
     with EnergyCounter(model, table=energy_table) as counter:
         for x, y in loader(dataset, batch_size or config.optim.batch_size, False):
@@ -413,5 +429,6 @@ def evaluate(
         "accuracy": correct / total,
         "spike_rates": {row.name: row.firing_rate for row in report.neurons},
         "mean_spike_rate": report.mean_firing_rate,
+        "unfolded_batchnorms": unfolded_batchnorms(model),
         "energy": report,
     }
