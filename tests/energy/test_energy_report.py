@@ -30,8 +30,8 @@ def test_totals_by_hand():
     assert totals.ann_energy_j == pytest.approx(120 * 4.6 * 1e-12)
     assert report.energy_ratio == pytest.approx(552 / 349.2)
     fc1, fc2 = report.layers
-    assert fc1.snn_energy_j(report.table) == pytest.approx(331.2e-12)
-    assert fc2.snn_energy_j(report.table) == pytest.approx(18e-12)
+    assert report.layer_energy_j(fc1) == pytest.approx((331.2e-12, 72 * 4.6e-12))
+    assert report.layer_energy_j(fc2) == pytest.approx((18e-12, 48 * 4.6e-12))
 
 
 def test_per_sample_divides_by_samples():
@@ -42,7 +42,8 @@ def test_per_sample_divides_by_samples():
 
 
 def test_a_direct_encoding_model_is_compared_with_one_ann_pass():
-    """The 4 steps repeat one input: the same-shape ANN computes 120 / 4 = 30 MACs once."""
+    """The 4 steps repeat one input: the same-shape ANN computes 120 / 4 = 30 MACs once, and
+    fc1, which sees the same input at every step, is priced once: 72 / 4 = 18 MACs."""
     x = torch.tensor([0.0, 0.6, 1.5]).expand(4, 2, 3).clone()
     model = TimeFirstNet()
     model.time_steps = 4  # a model declares its steps; an explicit argument wins
@@ -53,8 +54,9 @@ def test_a_direct_encoding_model_is_compared_with_one_ann_pass():
         assert report.time_steps == 4
         assert report.totals.dense_macs == 120  # what the SNN's layers saw, all steps
         assert report.totals.ann_energy_j == pytest.approx(30 * 4.6 * 1e-12)
-        assert report.totals.snn_energy_j == pytest.approx((72 * 4.6 + 20 * 0.9) * 1e-12)
-        assert "runs once" in report.format_table()
+        assert report.totals.real_input_macs == 18 and report.totals.sops == 20
+        assert report.totals.snn_energy_j == pytest.approx((18 * 4.6 + 20 * 0.9) * 1e-12)
+        assert "computed once" in report.format_table()
     with pytest.raises(ValueError, match="time_steps must be >= 1"):
         measure_energy(TimeFirstNet(), [x], batch_dim=1, time_steps=0)
 

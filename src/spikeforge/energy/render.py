@@ -54,7 +54,7 @@ def _synaptic_lines(report: EnergyReport) -> list[str]:
             f"{row.fan_out:.4g}",
             format_count(row.dense_macs * per),
             format_count(row.sops * per),
-            format_energy(row.snn_energy_j(report.table) * per),
+            format_energy(report.layer_energy_j(row)[0] * per),
         )
         for row in report.layers
     ]
@@ -91,8 +91,8 @@ def _total_lines(report: EnergyReport) -> list[str]:
     ]
     if report.time_steps > 1:
         lines.append(
-            f"(the SNN repeats each input over {report.time_steps} steps; the same-shape ANN "
-            "runs once: its MACs are the dense MACs / steps)"
+            f"(direct encoding over {report.time_steps} steps: the same-shape ANN runs once, "
+            f"and the first layer ({report.layers[0].name}) is computed once for both)"
         )
     if report.uncounted:
         lines.append(

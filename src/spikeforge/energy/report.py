@@ -48,12 +48,6 @@ class SynapticRow:
         """Outputs reached per input element on average (padding taps of a conv included)."""
         return _ratio(self.dense_macs, self.input_elements)
 
-    def snn_energy_j(self, table: EnergyTable) -> float:
-        return self.sops * table.ac_j if self.binary else self.dense_macs * table.mac_j
-
-    def ann_energy_j(self, table: EnergyTable) -> float:
-        return self.dense_macs * table.mac_j
-
 
 @dataclass(frozen=True)
 class NeuronRow:
@@ -164,8 +158,10 @@ class EnergyReport:
     `layers` are the synaptic layers and `neurons` the neuron layers, each in first-call order.
     `uncounted` names modules that ran and do perform MACs but are not counted
     (e.g. Conv3d, ConvTranspose2d, MultiheadAttention), so a total is never silently short.
-    `time_steps` > 1 says the model repeated one input over that many steps (direct encoding):
-    the same-shape ANN processes the input once, so its MACs are the dense MACs / time_steps.
+    `time_steps` = T > 1 says the model repeated one input over T steps (direct encoding). The
+    same-shape ANN processes the input once: its MACs are the dense MACs / T. The first
+    synaptic layer (the encoding layer) sees the same input at every step, so its output is
+    computed once and it is priced once, for the SNN as for the ANN.
     """
 
     table: EnergyTable
@@ -191,18 +187,32 @@ class EnergyReport:
                 "was the model called inside the EnergyCounter?"
             )
 
+    def layer_cost(self, row: SynapticRow) -> tuple[float, float]:
+        """(MACs, SOPs) the SNN spends in `row`: MACs when its input was real-valued, else
+        SOPs; the encoding layer of a direct-encoding model once, not at every step."""
+        once = self.time_steps if self.time_steps > 1 and row is self.layers[0] else 1
+        if row.binary:
+            return 0.0, row.sops / once
+        return row.dense_macs / once, 0.0
+
+    def layer_energy_j(self, row: SynapticRow) -> tuple[float, float]:
+        """(SNN, ANN) energy of `row` over all samples."""
+        macs, sops = self.layer_cost(row)
+        snn = macs * self.table.mac_j + sops * self.table.ac_j
+        return snn, row.dense_macs / self.time_steps * self.table.mac_j
+
     @property
     def totals(self) -> EnergyTotals:
-        binary = [row for row in self.layers if row.binary]
-        real = [row for row in self.layers if not row.binary]
+        costs = [self.layer_cost(row) for row in self.layers]
+        energies = [self.layer_energy_j(row) for row in self.layers]
         return EnergyTotals(
-            real_input_macs=sum(row.dense_macs for row in real),
-            sops=sum(row.sops for row in binary),
+            real_input_macs=sum(macs for macs, _ in costs),
+            sops=sum(sops for _, sops in costs),
             dense_macs=sum(row.dense_macs for row in self.layers),
             spikes=sum(row.spikes for row in self.neurons),
             neuron_elements=sum(row.elements for row in self.neurons),
-            snn_energy_j=sum(row.snn_energy_j(self.table) for row in self.layers),
-            ann_energy_j=sum(row.ann_energy_j(self.table) for row in self.layers) / self.time_steps,
+            snn_energy_j=sum(snn for snn, _ in energies),
+            ann_energy_j=sum(ann for _, ann in energies),
         )
 
     @property
@@ -245,7 +255,7 @@ class EnergyReport:
             "table": asdict(table),
             "samples": self.samples,
             "time_steps": self.time_steps,
-            "layers": [_layer_dict(row, table, self.samples) for row in self.layers],
+            "layers": [self._layer_dict(row) for row in self.layers],
             "neurons": [
                 _json_safe({**asdict(row), "firing_rate": row.firing_rate}) for row in self.neurons
             ],
@@ -261,23 +271,23 @@ class EnergyReport:
             "uncounted": list(self.uncounted),
         }
 
+    def _layer_dict(self, row: SynapticRow) -> dict:
+        snn, ann = self.layer_energy_j(row)
+        derived = {
+            "binary": row.binary,
+            "nonzero_rate": row.nonzero_rate,
+            "nonbinary_fraction": row.nonbinary_fraction,
+            "fan_out": row.fan_out,
+            "snn_energy_j": snn,
+            "ann_energy_j": ann,
+            "snn_energy_per_sample_j": snn / self.samples,
+        }
+        return _json_safe({**asdict(row), **derived})
+
     def format_table(self) -> str:
         from spikeforge.energy.render import format_report
 
         return format_report(self)
-
-
-def _layer_dict(row: SynapticRow, table: EnergyTable, samples: int) -> dict:
-    derived = {
-        "binary": row.binary,
-        "nonzero_rate": row.nonzero_rate,
-        "nonbinary_fraction": row.nonbinary_fraction,
-        "fan_out": row.fan_out,
-        "snn_energy_j": row.snn_energy_j(table),
-        "ann_energy_j": row.ann_energy_j(table),
-        "snn_energy_per_sample_j": row.snn_energy_j(table) / samples,
-    }
-    return _json_safe({**asdict(row), **derived})
 
 
 def _describe(entry: NonBinaryInput) -> str:
