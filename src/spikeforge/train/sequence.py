@@ -294,24 +294,27 @@ def fit_and_test(
         loader(val_set, config.optim.batch_size, False),
         ckpt_path=str(last) if resume else None,
     )
+    (timer,) = (c for c in trainer.callbacks if isinstance(c, Timer))
+    # read now: loading the best checkpoint for the test restores the timer's saved state
+    seconds = {stage: timer.time_elapsed(stage) for stage in ("train", "validate")}
     best = trainer.checkpoint_callback.best_model_path
     test_loader = loader(test_set, config.optim.batch_size, False)
     trainer.test(module, test_loader, ckpt_path=best or None, verbose=progress)
-    _write_timing(trainer, out, resume)
+    seconds["test"] = timer.time_elapsed("test")
+    _write_timing(seconds, out, resume)
     return out
 
 
-def _write_timing(trainer: L.Trainer, out: Path, resume: bool) -> None:
+def _write_timing(seconds: dict[str, float], out: Path, resume: bool) -> None:
     """timing.json: seconds spent in training (validation included) and in the final test; a
     resumed run adds its training time to that of the runs before it."""
-    (timer,) = (c for c in trainer.callbacks if isinstance(c, Timer))
     path = out / "timing.json"
     before = json.loads(path.read_text()) if resume and path.is_file() else {}
-    seconds = {}
-    for stage in ("train", "validate", "test"):
-        key = f"{stage}_seconds"
-        seconds[key] = timer.time_elapsed(stage) + (before.get(key, 0.0) if stage != "test" else 0)
-    path.write_text(json.dumps(seconds, indent=2))
+    totals = {
+        f"{stage}_seconds": value + (before.get(f"{stage}_seconds", 0.0) if stage != "test" else 0)
+        for stage, value in seconds.items()
+    }
+    path.write_text(json.dumps(totals, indent=2))
 
 
 def _choose_and_record_lif_mode(model, train_loader, config, out, progress, loss_fn) -> None:
