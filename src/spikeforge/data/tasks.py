@@ -196,35 +196,26 @@ def _cifar_images(
     return train, val, test, info
 
 
-def _cifar10(
-    root: str | Path | None,
-    augment: bool = False,
-    crop_padding: int = 4,
-    flip: bool = True,
-    normalize: tuple | None = None,
-    val_fraction: float = 0.1,
-    seed: int = 0,
-) -> Splits:
-    """CIFAR-10 images [3, 32, 32]; normalize = (mean, std) per channel, e.g. CIFAR10_MEAN_STD.
-    augment: random crop after padding by crop_padding (and flip if flip), training split only."""
-    return _cifar_images(
-        root, "cifar10", augment, crop_padding, flip, normalize, val_fraction, seed
-    )
+def _cifar_task(dataset: str) -> Callable[..., Splits]:
+    """The image task of CIFAR-10 or CIFAR-100 (fine labels): images [3, 32, 32]; normalize =
+    (mean, std) per channel, e.g. CIFAR10_MEAN_STD / CIFAR100_MEAN_STD; augment: random crop
+    after padding by crop_padding (and flip if flip), training split only."""
 
+    def task(
+        root: str | Path | None,
+        augment: bool = False,
+        crop_padding: int = 4,
+        flip: bool = True,
+        normalize: tuple | None = None,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+    ) -> Splits:
+        return _cifar_images(
+            root, dataset, augment, crop_padding, flip, normalize, val_fraction, seed
+        )
 
-def _cifar100(
-    root: str | Path | None,
-    augment: bool = False,
-    crop_padding: int = 4,
-    flip: bool = True,
-    normalize: tuple | None = None,
-    val_fraction: float = 0.1,
-    seed: int = 0,
-) -> Splits:
-    """CIFAR-100 images [3, 32, 32] and fine labels; normalize e.g. CIFAR100_MEAN_STD."""
-    return _cifar_images(
-        root, "cifar100", augment, crop_padding, flip, normalize, val_fraction, seed
-    )
+    task.__doc__ = _cifar_task.__doc__
+    return task
 
 
 def _digits(
@@ -254,8 +245,8 @@ TASKS: dict[str, Callable[..., Splits]] = {
     "pathfinder": _pathfinder,
     # image classification: inputs [in_channels, image_size, image_size]
     "fashion-mnist": _fashion_mnist_image,
-    "cifar10": _cifar10,
-    "cifar100": _cifar100,
+    "cifar10": _cifar_task("cifar10"),
+    "cifar100": _cifar_task("cifar100"),
     "digits": _digits,
 }
 

@@ -103,7 +103,6 @@ class SpikingPatchSplitting(nn.Module):
         )
         self.position = TimeFolded(conv_bn(embed_dim, embed_dim, 3, padding=1))
         self.position_lif = vision_lif(**lif)
-        self.pool_flags = tuple(bool(p) for p in pools)
 
     def forward(self, images: torch.Tensor, steps: int) -> torch.Tensor:
         x = self.pools[0](self.lifs[0](self.stem(images, steps)))
@@ -111,10 +110,3 @@ class SpikingPatchSplitting(nn.Module):
             x = pool(lif(conv(x)))
         x = x + self.position_lif(self.position(x))
         return x.flatten(3)
-
-    @staticmethod
-    def tokens(image_size: int, pools: Sequence[bool]) -> int:
-        side = image_size
-        for pool in pools:
-            side = (side - 1) // 2 + 1 if pool else side
-        return side * side
