@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from spikeforge.allocator import keep_freed_memory
+
 
 class _OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line (no usage dump) and exits 2."""
@@ -558,6 +560,7 @@ def _add_bench(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as error:
