@@ -14,6 +14,22 @@ import numpy as np
 MULTIPLICATIVE, INPUT = 0, 1  # decay forms: h = tau*u + x   |   h = u + (x - u)/tau
 
 
+@numba.njit(inline="always")
+def _step(i, u, x_t, tau, vth, v_reset, decay, soft_reset, s_t):
+    """One step of neuron i: updates the state u[i], writes the spike s_t[i], returns h."""
+    if decay == 0:
+        hv = tau[i] * u[i] + x_t[i]
+    else:
+        hv = u[i] + (x_t[i] - u[i]) / tau[i]
+    fired = hv >= vth[i]
+    s_t[i] = 1.0 if fired else 0.0
+    if fired:
+        u[i] = hv - vth[i] if soft_reset else v_reset
+    else:
+        u[i] = hv
+    return hv
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def lif_forward(x, u0, tau, vth, v_reset, decay, soft_reset, block, s, u_last, h, u_ckpt, every):
     """Run the recurrence; writes spikes s and the final state u_last.
@@ -35,19 +51,13 @@ def lif_forward(x, u0, tau, vth, v_reset, decay, soft_reset, block, s, u_last, h
                 u_ckpt[t // every, lo:hi] = u
             x_t = x[t, lo:hi]
             s_t = s[t, lo:hi]
-            for i in range(hi - lo):
-                if decay == 0:
-                    hv = tau_b[i] * u[i] + x_t[i]
-                else:
-                    hv = u[i] + (x_t[i] - u[i]) / tau_b[i]
-                fired = hv >= vth_b[i]
-                s_t[i] = 1.0 if fired else 0.0
-                if fired:
-                    u[i] = hv - vth_b[i] if soft_reset else v_reset
-                else:
-                    u[i] = hv
-                if store_h:
-                    h[t, lo + i] = hv
+            if store_h:  # two loops: a conditional store inside one would stop vectorisation
+                h_t = h[t, lo:hi]
+                for i in range(hi - lo):
+                    h_t[i] = _step(i, u, x_t, tau_b, vth_b, v_reset, decay, soft_reset, s_t)
+            else:
+                for i in range(hi - lo):
+                    _step(i, u, x_t, tau_b, vth_b, v_reset, decay, soft_reset, s_t)
         u_last[lo:hi] = u
 
 
