@@ -48,3 +48,45 @@ def test_train_then_eval_reports_accuracy_rates_energy_and_mfi(
     text = capsys.readouterr().out
     assert "MFI holds" in text if mfi_holds else "MFI " in text
     assert "batch norms folded into the synapses (all)" in text
+
+
+@pytest.mark.parametrize("model", ["spiking-mlp", "spikformer"])
+def test_tet_loss_is_the_mean_of_the_per_step_cross_entropies(model):
+    import torch
+
+    from spikeforge.train.config import load_config
+    from spikeforge.train.sequence import SequenceModule, make_splits
+
+    overrides = [f"model={model}", "task=digits", "model_options.steps=3"]
+    config = load_config("fashion-mnist", overrides)
+    train_set, _, _, info = make_splits(config)
+    x, y = next(iter(torch.utils.data.DataLoader(train_set, batch_size=8)))
+    losses = {}
+    for loss in ("ce", "tet"):
+        config.loss = loss
+        torch.manual_seed(0)
+        module = SequenceModule(config.to_dict(), info.__dict__)
+        module.log = lambda *args, **kwargs: None
+        losses[loss] = module.training_step((x, y), 0).item()
+    torch.manual_seed(0)
+    network = SequenceModule(config.to_dict(), info.__dict__).model.train()
+    per_step = network.step_logits(x)
+    assert per_step.shape == (3, 8, 10)
+    ce = torch.nn.functional.cross_entropy
+    expected_tet = sum(ce(per_step[t], y).item() for t in range(3)) / 3
+    assert losses["tet"] == pytest.approx(expected_tet, rel=1e-5)
+    assert losses["ce"] == pytest.approx(ce(per_step.mean(0), y).item(), rel=1e-5)
+    assert losses["tet"] != pytest.approx(losses["ce"], rel=1e-3)
+
+
+def test_tet_loss_needs_a_model_with_per_step_outputs():
+    from spikeforge.data.tasks import TaskInfo
+    from spikeforge.train.config import load_config
+    from spikeforge.train.sequence import SequenceModule
+
+    with pytest.raises(ValueError, match="loss must be one of"):
+        load_config("listops-cpu", ["loss=mse"])
+    config = load_config("listops-cpu", ["loss=tet"])
+    info = TaskInfo("listops", num_classes=10, seq_len=100, vocab_size=20)
+    with pytest.raises(ValueError, match="per-step outputs"):
+        SequenceModule(config.to_dict(), info.__dict__)

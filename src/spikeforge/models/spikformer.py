@@ -1,5 +1,5 @@
 """Spikformer (Zhou et al., ICLR 2023): spiking patch splitting, spiking self-attention
-blocks, a linear head on the token- and time-averaged output.
+blocks, a linear head on the token-averaged output of each step, averaged over the steps.
 
 Every size is a constructor argument, and heads, MLP ratio, threshold and tau can differ per
 block, so that a search can build any sub-architecture.
@@ -65,12 +65,16 @@ class Spikformer(nn.Module):
         return self.config.steps
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.step_logits(images).mean(0)
+
+    def step_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The head's output at each time step, [T, B, classes] (their mean is the logits)."""
         c = self.config
         check_images(images, c.in_channels, c.image_size, "Spikformer")
         x = self.patch(images, c.steps)  # [T, B, D, N]
         for block in self.blocks:
             x = block(x)
-        return self.head(x.mean(3).mean(0))
+        return self.head(x.mean(3))
 
 
 def spikformer(config: SpikformerConfig | dict | None = None, **overrides) -> Spikformer:

@@ -106,12 +106,16 @@ class SpikingMLP(nn.Module):
         return self.config.steps
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.step_logits(images).mean(0)
+
+    def step_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The head's output at each time step, [T, B, classes] (their mean is the logits)."""
         c = self.config
         check_images(images, c.in_channels, c.image_size, "SpikingMLP")
         x = self.stem(images, c.steps)
         for stage in self.stages:
             x = stage(x)
-        return self.head(x).mean(0)
+        return self.head(x)
 
 
 def spiking_mlp(config: SpikingMLPConfig | dict | None = None, **overrides) -> SpikingMLP:

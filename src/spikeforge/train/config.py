@@ -10,6 +10,10 @@ from pathlib import Path
 import yaml
 
 LIF_MODES = ("auto", "bptt", "sltt", "sdn")
+# "ce": cross-entropy of the logits; "tet": the mean over time steps of each step's
+# cross-entropy (temporal efficient training, Deng et al., ICLR 2022), for models with
+# per-step outputs (`step_logits`); inference is the same either way
+LOSSES = ("ce", "tet")
 
 
 @dataclass
@@ -37,6 +41,7 @@ class TrainConfig:
     eval_lif_mode: str = "bptt"  # reported accuracy and rates use the exact LIF
     # optional: adds penalty x (mean firing rate of the spiking layers) to the training loss
     spike_rate_penalty: float = 0.0
+    loss: str = "ce"  # one of LOSSES
     limit_train_samples: int | None = None  # a seeded subset, for CPU-sized runs
     limit_eval_samples: int | None = None
     seed: int = 0
@@ -51,6 +56,8 @@ class TrainConfig:
             raise ValueError(
                 f"eval_lif_mode must be one of {LIF_MODES[1:]}, got {self.eval_lif_mode!r}"
             )
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.spike_rate_penalty < 0:
             raise ValueError(f"spike_rate_penalty must be >= 0, got {self.spike_rate_penalty}")
         for name in ("lr", "batch_size", "epochs"):

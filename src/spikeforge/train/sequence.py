@@ -45,6 +45,11 @@ class SequenceModule(L.LightningModule):
         self.save_hyperparameters({"config": config, "task_info": task_info})
         self.config = TrainConfig(**config)
         self.model = build_model_for_task(self.config, TaskInfo(**task_info))
+        if self.config.loss == "tet" and not hasattr(self.model, "step_logits"):
+            raise ValueError(
+                f"loss 'tet' needs a model with per-step outputs (spiking-mlp, spikformer), "
+                f"got {self.config.model!r}"
+            )
         self._rates: dict[str, dict[str, list[float]]] = {}  # stage -> layer -> rates
         self._stage: str | None = None
         self._step_rates: list[torch.Tensor] = []
@@ -56,8 +61,16 @@ class SequenceModule(L.LightningModule):
     def _step(self, batch, stage: str):
         x, y = batch
         self._step_rates = []
-        logits = self.model(x)
-        loss = torch.nn.functional.cross_entropy(logits, y)
+        if stage == "train" and self.config.loss == "tet":
+            per_step = self.model.step_logits(x)  # [T, B, classes]
+            # the mean over steps of each step's cross-entropy (equal batch at every step)
+            loss = torch.nn.functional.cross_entropy(
+                per_step.flatten(0, 1), y.repeat(per_step.shape[0])
+            )
+            logits = per_step.mean(0)
+        else:
+            logits = self.model(x)
+            loss = torch.nn.functional.cross_entropy(logits, y)
         acc = (logits.argmax(-1) == y).float().mean()
         on_step = stage == "train"
         loss = self._with_rate_penalty(loss, stage)
