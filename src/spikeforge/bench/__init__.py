@@ -26,16 +26,19 @@ def machine_description() -> str:
     return f"{model}, {os.cpu_count()} logical cores, {threads} threads, torch {torch.__version__}"
 
 
-def median_seconds(step: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Median wall time of `step()` over `repeats` runs after one warm-up, synchronising the
+def median_seconds(
+    step: Callable[[], object], repeats: int, device: torch.device, warmup: int = 3
+) -> float:
+    """Median wall time of `step()` over `repeats` runs after `warmup` untimed ones (the first
+    runs of a process also pay for compilation and for growing the heap), synchronising the
     GPU around each run."""
     times = []
-    for i in range(repeats + 1):
+    for i in range(warmup + repeats):
         _synchronize(device)
         start = time.perf_counter()
         step()
         _synchronize(device)
-        if i:
+        if i >= warmup:
             times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -43,7 +46,7 @@ def median_seconds(step: Callable[[], object], repeats: int, device: torch.devic
 def time_forward_backward(
     fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, weight: torch.Tensor, repeats: int
 ) -> tuple[float, torch.Tensor]:
-    """Median seconds of spikes = fn(x); (spikes * weight).sum().backward(), after a warm-up."""
+    """Median seconds of spikes = fn(x); (spikes * weight).sum().backward(), after warm-ups."""
     result = {}
 
     def step():

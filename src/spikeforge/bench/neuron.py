@@ -4,7 +4,8 @@ Each peer runs the same input [L, channels] in the configuration that matches on
   - SpikingJelly multi-step LIFNode  vs  input decay, tau = 2, hard reset, sigmoid(alpha=4)
   - snnTorch Leaky (zero reset, no reset delay) vs multiplicative decay, tau = 0.125, hard
     reset, atan(alpha=2): snnTorch's own loop over time, as its users write it.
-Times are medians of repeated runs after a warm-up; spikes are compared element for element.
+Times are medians of repeated runs after three warm-up runs; spikes are compared element for
+element.
 """
 
 from __future__ import annotations

@@ -221,10 +221,10 @@ _register_vision(
 _register_vision(
     "spikformer",
     spikformer,
-    "small Spikformer for 28x28 images (Fashion-MNIST): 2 blocks, dim 96, 4 heads, 49 tokens, T=4",
+    "small Spikformer for 28x28 images (Fashion-MNIST): 2 blocks, dim 128, 4 heads, 16 tokens, T=4",
     **_FASHION,
-    embed_dim=96,
+    embed_dim=128,
     depth=2,
     heads=4,
-    pools=(True, False, True, False),
+    pools=(True, False, True, True),
 )
