@@ -17,7 +17,7 @@ MULTIPLICATIVE, INPUT = 0, 1  # decay forms: h = tau*u + x   |   h = u + (x - u)
 @numba.njit(inline="always")
 def _step(i, u, x_t, tau, vth, v_reset, decay, soft_reset, s_t):
     """One step of neuron i: updates the state u[i], writes the spike s_t[i], returns h."""
-    if decay == 0:
+    if decay == MULTIPLICATIVE:
         hv = tau[i] * u[i] + x_t[i]
     else:
         hv = u[i] + (x_t[i] - u[i]) / tau[i]
@@ -124,7 +124,7 @@ def lif_backward_chunk(
                     gv_b[i] -= gs * d_t[i]
                     up = v_reset if s_p[i] != 0 else h_p[i]
                 gx_t[i] = gh * cx_b[i]
-                if decay == 0:
+                if decay == MULTIPLICATIVE:
                     gt_b[i] += gh * up
                 else:
                     gt_b[i] += gh * (up - hv) * cx_b[i]
