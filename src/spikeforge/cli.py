@@ -120,6 +120,7 @@ def _cmd_sdn_train(args) -> int:
         device=args.device,
         max_seconds=args.max_minutes * 60 if args.max_minutes else None,
         kernel_size=args.kernel_size,
+        channels=args.channels,
     )
     metrics["eval"] = evaluate_sdn(net.cpu())
     out = args.out or _default_sdn_path(args.tau)
@@ -210,11 +211,22 @@ def _cmd_bench_accuracy(args) -> int:
     import torch
 
     from spikeforge.bench import machine_description
-    from spikeforge.bench.accuracy import format_table, run
+    from spikeforge.bench.accuracy import format_table, run, summarize
+    from spikeforge.bench.plots import plot_accuracy
 
     torch.set_num_threads(args.threads)
-    rows = run(configs=args.configs, out=args.out, seed=args.seed, progress=not args.json)
-    return _print_rows(args, rows, format_table, machine=machine_description())
+    seeds = range(args.seed, args.seed + args.repeats)
+    rows = run(configs=args.configs, out=args.out, seeds=seeds, progress=not args.json)
+    machine = machine_description()
+    summary = summarize(rows)
+    if args.json:
+        print(json.dumps({"rows": rows, "summary": summary}, indent=2))
+    else:
+        print(format_table(rows, machine))
+    if args.plot:
+        plot_accuracy(rows, summary, args.plot, f"spikeforge bench accuracy: {machine}"[:110])
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return 0
 
 
 def _device_description(device: str) -> str:
@@ -266,6 +278,7 @@ def _cmd_eval(args) -> int:
         lif_mode=args.lif_mode,
         energy_table=args.energy_table,
         limit_samples=args.limit,
+        whole_split=args.whole_split,
     )
     energy = result.pop("energy")
     if args.json:
@@ -449,7 +462,13 @@ def _add_train_and_eval(sub) -> None:
         help="LIF used for evaluation (default bptt: the exact LIF)",
     )
     evaluate.add_argument("--energy-table", default="45nm", help="45nm or 'mac=PJ,ac=PJ'")
-    evaluate.add_argument("--limit", type=_positive_int, help="evaluate a seeded subset")
+    size = evaluate.add_mutually_exclusive_group()
+    size.add_argument("--limit", type=_positive_int, help="evaluate a seeded subset")
+    size.add_argument(
+        "--whole-split",
+        action="store_true",
+        help="evaluate every sample of the split (default: the config's limit_eval_samples)",
+    )
     _add_json(evaluate)
 
 
@@ -468,6 +487,12 @@ def _add_sdn(sub) -> None:
         type=_positive_int,
         default=8,
         help="steps of input history the SDN sees (default 8, as published)",
+    )
+    train.add_argument(
+        "--channels",
+        type=_positive_int,
+        default=8,
+        help="hidden channels (default 8, as published)",
     )
     train.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     train.add_argument("--threads", type=_positive_int, help="CPU threads")
@@ -538,9 +563,18 @@ def _add_bench(sub) -> None:
         default=["fashion-mnist-seq-cpu", "listops-cpu"],
         help="training configs (default: the two CPU-sized ones)",
     )
+    accuracy.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=1,
+        help="train each model with seeds SEED .. SEED+REPEATS-1 (default 1)",
+    )
     accuracy.add_argument("--out", default="runs/bench-accuracy", help="folder for the runs")
     accuracy.add_argument("--threads", type=_positive_int, default=2, help="threads (default 2)")
-    _add_json(accuracy, "one row per config and model")
+    _add_json(accuracy, "rows (one per config, model and seed) and a summary per config")
+    accuracy.add_argument(
+        "--plot", metavar="PNG", help="also draw the accuracies of both models as a PNG"
+    )
 
     memory = _add_command(
         benchmarks,

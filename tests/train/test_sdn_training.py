@@ -26,7 +26,8 @@ def test_time_budget_stops_after_a_fitting_epoch():
 def test_cli_train_then_eval(tmp_path, capsys):
     out = tmp_path / "sdn.json"
     argv = ["sdn", "train", "--tau", "0.25", "--sequences", "60", "--length", "64", "--epochs", "1"]
-    assert main([*argv, "--out", str(out)]) == 0
+    assert main([*argv, "--channels", "12", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["channels"] == 12
     capsys.readouterr()
     assert main(["sdn", "eval", "--path", str(out), "--sequences", "40", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -156,3 +156,17 @@ def test_validation_inside_a_training_epoch_keeps_the_rates_apart(cache):
     assert logged["val/spike_rate/mean"] == pytest.approx(seen[1])
     assert logged["train/spike_rate/mean"] == pytest.approx((seen[0] + seen[2]) / 2)
     assert not module._hooks  # recording stops with the epoch
+
+
+def test_eval_sample_limits(tmp_path, cache):
+    out = tmp_path / "run"
+    train(load_config("listops-cpu", [*TINY, "limit_eval_samples=10"]), out, progress=False)
+    ckpt = out / "checkpoints" / "last.ckpt"
+    assert evaluate(ckpt)["samples"] == 10  # the config's limit
+    assert evaluate(ckpt, limit_samples=4)["samples"] == 4
+    assert evaluate(ckpt, whole_split=True)["samples"] == 16  # n_test
+    with pytest.raises(ValueError, match="not both"):
+        evaluate(ckpt, limit_samples=4, whole_split=True)
+    with pytest.raises(SystemExit) as error:
+        main(["eval", str(ckpt), "--limit", "4", "--whole-split"])
+    assert error.value.code == 2

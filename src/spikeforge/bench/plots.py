@@ -1,8 +1,30 @@
-"""Benchmark rows as PNG line plots: time (or memory) against the sequence length L."""
+"""Benchmark rows as PNG plots: time (or memory) against the sequence length L, and the
+accuracies of the equal-budget comparison."""
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
+
+
+def _axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(6.4, 4.2), dpi=120)
+
+
+def _save(fig, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def plot_rows(
@@ -15,14 +37,9 @@ def plot_rows(
 ) -> Path:
     """One line per `series` entry (row key -> legend label) over row["L"]; missing values
     (None) are left out. Writes a PNG and returns its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not rows:
         raise ValueError("nothing to plot: the benchmark returned no rows")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    fig, ax = _axes()
     for key, label in series.items():
         points = [(row["L"], row[key]) for row in rows if row.get(key) is not None]
         if points:
@@ -35,12 +52,47 @@ def plot_rows(
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+def plot_accuracy(rows: list[dict], summary: list[dict], path: str | Path, title: str) -> Path:
+    """`spikeforge bench accuracy`: per config, a bar per model at its seed-mean test accuracy
+    with a dot per seed, and the spiking model's mean spike rate above its bar."""
+    if not summary:
+        raise ValueError("nothing to plot: no config has rows of both models")
+    fig, ax = _axes()
+    width = 0.38
+    for i, entry in enumerate(summary):
+        for offset, model in ((-width / 2, "spiking-ssm"), (width / 2, "s4d")):
+            seeds = [
+                r["test_accuracy"] * 100
+                for r in rows
+                if r["config"] == entry["config"] and r["model"] == model
+            ]
+            ax.bar(
+                i + offset,
+                statistics.mean(seeds),
+                width,
+                label=model if i == 0 else None,
+                color="C0" if model == "spiking-ssm" else "C1",
+            )
+            ax.plot([i + offset] * len(seeds), seeds, "k.")
+        ax.annotate(
+            f"rate {entry['mean_spike_rate']:.3f}",
+            (i - width / 2, entry["spiking_accuracy"] * 100),
+            textcoords="offset points",
+            xytext=(0, 4),
+            ha="center",
+            fontsize=8,
+        )
+    accuracies = [r["test_accuracy"] * 100 for r in rows]
+    ax.set_ylim(max(0.0, min(accuracies) - 5), min(100.0, max(accuracies) + 3))
+    ax.set_xticks(range(len(summary)), [entry["config"] for entry in summary])
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
 
 
 SERIES = {

@@ -137,10 +137,13 @@ def evaluate_lm(
     batch_size: int | None = None,
     energy_table: str = "45nm",
     limit_samples: int | None = None,
+    whole_split: bool = False,
 ) -> dict:
     """Perplexity, per-layer spike rates and the energy report (per predicted token) of a
     language-model checkpoint on one split; `limit_samples` limits the windows."""
-    config, model, dataset = evaluation_split(checkpoint, split, lif_mode, limit_samples)
+    config, model, dataset = evaluation_split(
+        checkpoint, split, lif_mode, limit_samples, whole_split
+    )
     if not is_lm_task(config.task):
         raise ValueError(f"{checkpoint} is not a language model: task {config.task!r}")
     nll_sum, tokens, windows = 0.0, 0, 0

@@ -37,6 +37,7 @@ def train_sdn(
     device: str = "cpu",
     max_seconds: float | None = None,
     kernel_size: int = 8,
+    channels: int = 8,
 ) -> tuple[SurrogateDynamicNetwork, dict]:
     """SmoothL1 on mem, AdamW, cosine schedule, 90/10 split, best epoch by validation loss.
 
@@ -50,7 +51,7 @@ def train_sdn(
     y, mem = (t.to(device) for t in make_dataset(tau, sequences, length, seed))
     n_val = sequences // 10
     y_train, mem_train, y_val, mem_val = y[n_val:], mem[n_val:], y[:n_val], mem[:n_val]
-    net = SurrogateDynamicNetwork(tau, kernel_size=kernel_size).to(device)
+    net = SurrogateDynamicNetwork(tau, channels, kernel_size).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = -(-len(y_train) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
@@ -88,6 +89,7 @@ def train_sdn(
         "train_seconds": time.perf_counter() - start,
         "device": str(device),
         "kernel_size": kernel_size,
+        "channels": channels,
     }
     return net, metrics
 

@@ -403,11 +403,18 @@ def load_checkpoint(path: str | Path) -> tuple[TrainConfig, TaskInfo, torch.nn.M
 
 
 def evaluation_split(
-    checkpoint: str | Path, split: str, lif_mode: str, limit_samples: int | None = None
+    checkpoint: str | Path,
+    split: str,
+    lif_mode: str,
+    limit_samples: int | None = None,
+    whole_split: bool = False,
 ) -> tuple[TrainConfig, torch.nn.Module, Dataset]:
-    """A checkpoint's config, its model (eval mode, `lif_mode`) and one split of its task."""
+    """A checkpoint's config, its model (eval mode, `lif_mode`) and one split of its task:
+    limited to `limit_samples`, to the config's limit_eval_samples (neither given) or whole."""
+    if whole_split and limit_samples is not None:
+        raise ValueError("give either limit_samples or whole_split, not both")
     config, _, model = load_checkpoint(checkpoint)
-    if limit_samples is not None:
+    if limit_samples is not None or whole_split:
         config.limit_eval_samples = limit_samples
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be one of ['train', 'val', 'test'], got {split!r}")
@@ -424,10 +431,13 @@ def evaluate(
     batch_size: int | None = None,
     energy_table: str = "45nm",
     limit_samples: int | None = None,
+    whole_split: bool = False,
 ) -> dict:
     """Accuracy, per-layer spike rates and the energy report (with the MFI check) of a
     checkpoint on real data, run as deployed: batch norms folded into the synapses."""
-    config, model, dataset = evaluation_split(checkpoint, split, lif_mode, limit_samples)
+    config, model, dataset = evaluation_split(
+        checkpoint, split, lif_mode, limit_samples, whole_split
+    )
     model = fold_batchnorm(model)
     correct = total = 0
     with EnergyCounter(model, table=energy_table) as counter:
