@@ -43,6 +43,26 @@ def test_network_is_strictly_causal_over_eight_steps():
     assert torch.all(diff[49:] == 0)  # beyond eight steps it is forgotten
 
 
+@pytest.mark.parametrize("channels, kernel_size", [(8, 8), (5, 3)])
+def test_window_form_equals_the_convolutions(channels, kernel_size):
+    """The CPU forward (matrix products on each step's window) against torch's Conv1d form:
+    outputs, batch-norm statistics and parameter gradients, in training and after folding."""
+    torch.manual_seed(1)
+    nets = [SurrogateDynamicNetwork(0.5, channels, kernel_size).double() for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    y = torch.randn(6, 50, dtype=torch.float64) * 1.5
+    windows, convolutions = nets[0]._forward_windows(y), nets[1]._forward_convolutions(y)
+    torch.testing.assert_close(windows, convolutions, rtol=0, atol=1e-12)
+    (windows * torch.linspace(-1, 1, 50, dtype=torch.float64)).sum().backward()
+    (convolutions * torch.linspace(-1, 1, 50, dtype=torch.float64)).sum().backward()
+    for (name, a), b in zip(nets[0].named_parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=1e-10, msg=name)
+    for a, b in zip(nets[0].buffers(), nets[1].buffers(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    folded = nets[0].folded()
+    torch.testing.assert_close(folded._forward_windows(y), folded._forward_convolutions(y))
+
+
 def test_folding_batchnorm_keeps_outputs(tmp_path):
     net = SurrogateDynamicNetwork(0.25)
     with torch.no_grad():  # non-trivial statistics, as after training
