@@ -59,6 +59,8 @@ def test_overrides_and_fields():
         (["lif_mode=fast"], "lif_mode"),
         (["optim.batch_size=0"], "batch_size"),
         (["no_equals_sign"], "key=value"),
+        (["spike_rate_penalty=-1"], "spike_rate_penalty"),
+        (["spike_rate_target=1.5"], "spike_rate_target"),
     ],
 )
 def test_bad_overrides_are_rejected(overrides, match):

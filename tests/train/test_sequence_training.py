@@ -104,30 +104,36 @@ def test_sdn_agreement_on_the_currents_a_trained_model_receives(tmp_path, cache)
     assert 0.95 < layer["spike_agreement"] <= 1.0
 
 
-def test_spike_rate_penalty_adds_the_mean_firing_rate_to_the_loss(cache):
+def test_spike_rate_penalty_adds_the_firing_rate_beyond_the_target_to_the_loss(cache):
     from spikeforge.layers import ssm_neurons
     from spikeforge.train.sequence import SequenceModule, make_splits
 
     config = load_config("listops-cpu", [*TINY, "model_options.n_layers=2"])
     train_set, _, _, info = make_splits(config)
     x, y = next(iter(torch.utils.data.DataLoader(train_set, batch_size=8)))
-    losses, rates = {}, []
-    for penalty in (0.0, 2.5):
-        config.spike_rate_penalty = penalty
+
+    def loss_and_rates(penalty, target):
+        config.spike_rate_penalty, config.spike_rate_target = penalty, target
         torch.manual_seed(0)
         module = SequenceModule(config.to_dict(), info.__dict__)
         module.log = lambda *args, **kwargs: None
         module._begin_stage("train")
+        rates = []
         hooks = [
             n.register_forward_hook(lambda m, i, out: rates.append(out.mean().item()))
             for n in ssm_neurons(module.model).values()
         ]
-        losses[penalty] = module.training_step((x, y), 0).item()
+        loss = module.training_step((x, y), 0).item()
         for hook in hooks:
             hook.remove()
-    mean_rate = sum(rates[2:]) / 2  # the two layers of the second (penalised) step
+        return loss, sum(rates) / len(rates)
+
+    plain, mean_rate = loss_and_rates(0.0, 0.0)
     assert 0 < mean_rate < 1
-    assert losses[2.5] - losses[0.0] == pytest.approx(2.5 * mean_rate, rel=1e-5)
+    for target in (0.0, mean_rate / 2, mean_rate + 0.05):
+        loss, rate = loss_and_rates(2.5, target)
+        assert rate == mean_rate  # the penalty changes the loss, not the forward pass
+        assert loss - plain == pytest.approx(2.5 * max(0.0, mean_rate - target), rel=1e-5, abs=1e-7)
 
 
 def test_validation_inside_a_training_epoch_keeps_the_rates_apart(cache):

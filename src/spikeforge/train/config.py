@@ -39,8 +39,10 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     lif_mode: str = "auto"  # training mode of the spiking layers; auto: fastest, measured
     eval_lif_mode: str = "bptt"  # reported accuracy and rates use the exact LIF
-    # optional: adds penalty x (mean firing rate of the spiking layers) to the training loss
+    # optional: adds penalty x max(0, mean firing rate of the spiking layers - target) to the
+    # training loss; with target 0 every spike costs, above 0 only the rate beyond it
     spike_rate_penalty: float = 0.0
+    spike_rate_target: float = 0.0
     loss: str = "ce"  # one of LOSSES
     limit_train_samples: int | None = None  # a seeded subset, for CPU-sized runs
     limit_eval_samples: int | None = None
@@ -60,6 +62,8 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.spike_rate_penalty < 0:
             raise ValueError(f"spike_rate_penalty must be >= 0, got {self.spike_rate_penalty}")
+        if not 0 <= self.spike_rate_target < 1:
+            raise ValueError(f"spike_rate_target must be in [0, 1), got {self.spike_rate_target}")
         for name in ("lr", "batch_size", "epochs"):
             if not getattr(self.optim, name) > 0:
                 raise ValueError(f"optim.{name} must be positive, got {getattr(self.optim, name)}")

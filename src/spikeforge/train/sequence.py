@@ -79,11 +79,12 @@ class SequenceModule(L.LightningModule):
         return loss
 
     def _with_rate_penalty(self, loss: torch.Tensor, stage: str) -> torch.Tensor:
-        """In training, add spike_rate_penalty x the mean firing rate over the spiking layers
-        (differentiable through the surrogate)."""
+        """In training, add spike_rate_penalty x max(0, mean firing rate over the spiking layers
+        - spike_rate_target) (differentiable through the surrogate)."""
         penalty = self.config.spike_rate_penalty
         if stage == "train" and penalty and self._step_rates:
-            loss = loss + penalty * torch.stack(self._step_rates).mean()
+            excess = torch.stack(self._step_rates).mean() - self.config.spike_rate_target
+            loss = loss + penalty * excess.clamp(min=0)
         return loss
 
     def training_step(self, batch, batch_idx):
