@@ -57,7 +57,8 @@ def plot_rows(
 
 def plot_accuracy(rows: list[dict], summary: list[dict], path: str | Path, title: str) -> Path:
     """`spikeforge bench accuracy`: per config, a bar per model at its seed-mean test accuracy
-    with a dot per seed, and the spiking model's mean spike rate above its bar."""
+    with a dot per seed, and above the spiking model's bar its mean spike rate and its
+    accuracy minus the baseline's."""
     if not summary:
         raise ValueError("nothing to plot: no config has rows of both models")
     fig, ax = _axes()
@@ -78,7 +79,7 @@ def plot_accuracy(rows: list[dict], summary: list[dict], path: str | Path, title
             )
             ax.plot([i + offset] * len(seeds), seeds, "k.")
         ax.annotate(
-            f"rate {entry['mean_spike_rate']:.3f}",
+            f"rate {entry['mean_spike_rate']:.3f}, {-entry['gap_points']:+.2f} points",
             (i - width / 2, entry["spiking_accuracy"] * 100),
             textcoords="offset points",
             xytext=(0, 4),
