@@ -27,7 +27,7 @@ def _training_step(net, form, y):
     return step
 
 
-def _inference(form, y):
+def _inference(net, form, y):
     def step():
         with torch.no_grad():
             form(y)
@@ -39,19 +39,18 @@ def run(repeats: int = 10) -> list[dict]:
     rows = []
     for channels in (8, 32):
         net = SurrogateDynamicNetwork(0.5, channels).train()
-        y = torch.randn(64, 1024)
-        rows.append(_row(f"training step, {channels} channels, [64, 1024]", net, y, repeats, True))
+        case = f"training step, {channels} channels, [64, 1024]"
+        rows.append(_row(case, _training_step, net, torch.randn(64, 1024), repeats))
     folded = SurrogateDynamicNetwork(0.5).eval().folded()
-    rows.append(
-        _row("inference, 8 channels, [1024, 4096]", folded, torch.randn(1024, 4096), 5, False)
-    )
+    case = "inference, 8 channels, [1024, 4096]"
+    rows.append(_row(case, _inference, folded, torch.randn(1024, 4096), 5))
     return rows
 
 
-def _row(case, net, y, repeats, training):
-    make = _training_step if training else (lambda _net, form, y: _inference(form, y))
-    conv = median_seconds(make(net, net._forward_convolutions, y), repeats, CPU)
-    windows = median_seconds(make(net, net._forward_windows, y), repeats, CPU)
+def _row(case, make_step, net, y, repeats):
+    """Both forms of `net` timed on the same input, each through make_step(net, form, y)."""
+    conv = median_seconds(make_step(net, net._forward_convolutions, y), repeats, CPU)
+    windows = median_seconds(make_step(net, net._forward_windows, y), repeats, CPU)
     return {"case": case, "conv1d_s": conv, "windows_s": windows, "speedup": conv / windows}
 
 

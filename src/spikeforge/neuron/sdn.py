@@ -57,7 +57,7 @@ class SurrogateDynamicNetwork(nn.Module):
 
     def _forward_windows(self, y: torch.Tensor) -> torch.Tensor:
         """The same function as matrix products on each step's window y[t-k .. t-1]: on a CPU
-        3-4x faster than torch's depthwise Conv1d (benchmarks/sdn_forms.py)."""
+        2.3-2.9x faster than torch's depthwise Conv1d (benchmarks/sdn_forms.py)."""
         batch, length = y.shape
         k = self.kernel_size
         windows = F.pad(y, (k, 0)).unfold(1, k, 1)[:, :length].reshape(-1, k)
