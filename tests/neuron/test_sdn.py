@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -8,6 +10,7 @@ from spikeforge.neuron.sdn import (
     load_sdn,
     save_sdn,
     sdn_spikes,
+    shipped_path,
 )
 
 
@@ -43,12 +46,12 @@ def test_network_is_strictly_causal_over_eight_steps():
     assert torch.all(diff[49:] == 0)  # beyond eight steps it is forgotten
 
 
-@pytest.mark.parametrize("channels, kernel_size", [(8, 8), (5, 3)])
-def test_window_form_equals_the_convolutions(channels, kernel_size):
+@pytest.mark.parametrize("channels, kernel_size, depth", [(8, 8, 1), (5, 3, 1), (6, 8, 3)])
+def test_window_form_equals_the_convolutions(channels, kernel_size, depth):
     """The CPU forward (matrix products on each step's window) against torch's Conv1d form:
     outputs, batch-norm statistics and parameter gradients, in training and after folding."""
     torch.manual_seed(1)
-    nets = [SurrogateDynamicNetwork(0.5, channels, kernel_size).double() for _ in range(2)]
+    nets = [SurrogateDynamicNetwork(0.5, channels, kernel_size, depth).double() for _ in range(2)]
     nets[1].load_state_dict(nets[0].state_dict())
     y = torch.randn(6, 50, dtype=torch.float64) * 1.5
     windows, convolutions = nets[0]._forward_windows(y), nets[1]._forward_convolutions(y)
@@ -63,8 +66,9 @@ def test_window_form_equals_the_convolutions(channels, kernel_size):
     torch.testing.assert_close(folded._forward_windows(y), folded._forward_convolutions(y))
 
 
-def test_folding_batchnorm_keeps_outputs(tmp_path):
-    net = SurrogateDynamicNetwork(0.25)
+@pytest.mark.parametrize("depth", [1, 3])
+def test_folding_batchnorm_keeps_outputs(tmp_path, depth):
+    net = SurrogateDynamicNetwork(0.25, depth=depth)
     with torch.no_grad():  # non-trivial statistics, as after training
         net(torch.randn(32, 200) * 2)
     net.eval()
@@ -74,13 +78,43 @@ def test_folding_batchnorm_keeps_outputs(tmp_path):
     save_sdn(net, path, {"note": "test"})
     loaded = load_sdn(path=path)
     torch.testing.assert_close(loaded(y), net(y), rtol=1e-5, atol=1e-5)
-    assert loaded.tau == 0.25 and loaded.metrics == {"note": "test"}
+    assert loaded.tau == 0.25 and loaded.depth == depth and loaded.metrics == {"note": "test"}
+
+
+def test_residual_layers_compute_what_the_docstring_says():
+    """Depth 3 written out by hand from the layers: three residual ReLU blocks in a row."""
+    torch.manual_seed(2)
+    net = SurrogateDynamicNetwork(0.25, channels=4, kernel_size=8, depth=3).double().eval()
+    with torch.no_grad():
+        for norm in (net.temporal_norm, *net.mix_norms):
+            norm.running_mean.uniform_(-0.5, 0.5)
+            norm.running_var.uniform_(0.5, 2.0)
+    y = torch.randn(2, 30, dtype=torch.float64)
+    z = net.encode(y.unsqueeze(1))
+    z = torch.relu(net.temporal_norm(net.temporal(z)[..., :30]))
+    for i in range(3):
+        z = torch.relu(net.mix_norms[i](net.mixes[i](z)) + z)
+    torch.testing.assert_close(net(y), net.decode(z).squeeze(1), rtol=0, atol=1e-12)
+
+
+def test_files_of_the_first_format_load_as_depth_one(tmp_path):
+    """Before depth existed, files named the residual layer `mix` and had no depth field."""
+    net = SurrogateDynamicNetwork(0.125).eval()
+    path = tmp_path / "old.json"
+    save_sdn(net, path)
+    payload = json.loads(path.read_text())
+    del payload["depth"]
+    payload["format"] = "spikeforge-sdn-1"
+    payload["state"] = {k.replace("mixes.0.", "mix."): v for k, v in payload["state"].items()}
+    path.write_text(json.dumps(payload))
+    y = torch.randn(3, 40)
+    torch.testing.assert_close(load_sdn(path=path)(y), net(y), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("tau", SHIPPED_TAUS)
 def test_shipped_networks_predict_spikes_of_the_exact_lif(tau):
     net = load_sdn(tau)
-    assert sum(p.numel() for p in net.parameters()) < 200
+    assert shipped_path(tau).stat().st_size < 16_000  # "a few KB"
     y = torch.randn(200, 1024, generator=torch.Generator().manual_seed(7))
     _, exact = _exact_loop(y, tau)
     agreement = (sdn_spikes(y, net) == exact).float().mean().item()
@@ -105,3 +139,5 @@ def test_unknown_tau_and_bad_files_give_clear_errors(tmp_path):
         load_sdn(path=bad)
     with pytest.raises(ValueError, match="input currents"):
         SurrogateDynamicNetwork(0.125)(torch.randn(2, 3, 4))
+    with pytest.raises(ValueError, match="depth >= 1"):
+        SurrogateDynamicNetwork(0.125, depth=0)

@@ -26,10 +26,12 @@ def test_time_budget_stops_after_a_fitting_epoch():
 def test_cli_train_then_eval(tmp_path, capsys):
     out = tmp_path / "sdn.json"
     argv = ["sdn", "train", "--tau", "0.25", "--sequences", "60", "--length", "64", "--epochs", "1"]
-    assert main([*argv, "--channels", "12", "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["channels"] == 12
+    assert main([*argv, "--channels", "12", "--depth", "2", "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["channels"] == 12 and saved["depth"] == 2
+    assert "mixes.1.weight" in saved["state"]
     capsys.readouterr()
     assert main(["sdn", "eval", "--path", str(out), "--sequences", "40", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["tau"] == 0.25 and 0 < result["spike_agreement"] <= 1
+    assert result["tau"] == 0.25 and result["depth"] == 2 and 0 < result["spike_agreement"] <= 1
     assert {(r["std"], r["mean"]) for r in result["by_distribution"]} >= {(0.3, -0.5), (10.0, 0.5)}

@@ -27,20 +27,26 @@ SDN_DYNAMICS = LIFDynamics(decay="multiplicative", reset="hard", v_reset=0.0)
 
 
 class SurrogateDynamicNetwork(nn.Module):
-    """Conv1d(1->C, k=1) -> causal depthwise Conv1d(C, k) + BN -> ReLU -> Conv1d(C->C, k=1) + BN
-    + residual -> ReLU -> Conv1d(C->1, k=1). Input and output [N, L]."""
+    """Conv1d(1->C, k=1) -> causal depthwise Conv1d(C, k) + BN -> ReLU -> `depth` times
+    [Conv1d(C->C, k=1) + BN + residual -> ReLU] -> Conv1d(C->1, k=1). Input and output [N, L].
 
-    def __init__(self, tau: float, channels: int = 8, kernel_size: int = 8):
+    Depth 1 is the published network; deeper ones fit the slower decays (tau 0.25, 0.5) better
+    for a few hundred more multiply-adds per step."""
+
+    def __init__(self, tau: float, channels: int = 8, kernel_size: int = 8, depth: int = 1):
         super().__init__()
-        self.tau, self.channels, self.kernel_size = float(tau), channels, kernel_size
+        if depth < 1:
+            raise ValueError(f"the SDN needs depth >= 1 (residual C->C layers), got {depth}")
+        self.tau, self.channels = float(tau), channels
+        self.kernel_size, self.depth = kernel_size, depth
         self.encode = nn.Conv1d(1, channels, 1, bias=False)
         # padding k on both sides, then keep the first L outputs: output t sees t-k .. t-1
         self.temporal = nn.Conv1d(
             channels, channels, kernel_size, padding=kernel_size, groups=channels
         )
         self.temporal_norm = nn.BatchNorm1d(channels)
-        self.mix = nn.Conv1d(channels, channels, 1)
-        self.mix_norm = nn.BatchNorm1d(channels)
+        self.mixes = nn.ModuleList(nn.Conv1d(channels, channels, 1) for _ in range(depth))
+        self.mix_norms = nn.ModuleList(nn.BatchNorm1d(channels) for _ in range(depth))
         self.decode = nn.Conv1d(channels, 1, 1)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
@@ -52,7 +58,8 @@ class SurrogateDynamicNetwork(nn.Module):
         length = y.shape[-1]
         z = self.encode(y.unsqueeze(1))
         z = torch.relu(self.temporal_norm(self.temporal(z)[..., :length]))
-        z = torch.relu(self.mix_norm(self.mix(z)) + z)
+        for mix, norm in zip(self.mixes, self.mix_norms, strict=True):
+            z = torch.relu(norm(mix(z)) + z)
         return self.decode(z).squeeze(1)
 
     def _forward_windows(self, y: torch.Tensor) -> torch.Tensor:
@@ -64,23 +71,28 @@ class SurrogateDynamicNetwork(nn.Module):
         # encode (a scale per channel) then the depthwise taps: one [C, k] map of the window
         taps = self.encode.weight[:, 0, 0, None] * self.temporal.weight[:, 0, :]
         z = torch.relu(self.temporal_norm(F.linear(windows, taps, self.temporal.bias)))
-        z = torch.relu(self.mix_norm(F.linear(z, self.mix.weight[..., 0], self.mix.bias)) + z)
+        for mix, norm in zip(self.mixes, self.mix_norms, strict=True):
+            z = torch.relu(norm(F.linear(z, mix.weight[..., 0], mix.bias)) + z)
         return F.linear(z, self.decode.weight[..., 0], self.decode.bias).reshape(batch, length)
 
     def folded(self) -> SurrogateDynamicNetwork:
         """An eval-mode copy with each BatchNorm merged into the conv before it (BN -> identity)."""
-        copy = SurrogateDynamicNetwork(self.tau, self.channels, self.kernel_size)
+        copy = SurrogateDynamicNetwork(self.tau, self.channels, self.kernel_size, self.depth)
         copy.to(self.encode.weight)  # same dtype and device
         copy.load_state_dict(self.state_dict())
         copy.eval()
+        convs, norms = [copy.temporal, *copy.mixes], [copy.temporal_norm, *copy.mix_norms]
         with torch.no_grad():
-            for conv, norm in ((copy.temporal, copy.temporal_norm), (copy.mix, copy.mix_norm)):
+            for conv, norm in zip(convs, norms, strict=True):
                 scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
                 conv.weight.mul_(scale.reshape(-1, 1, 1))
                 conv.bias.copy_((conv.bias - norm.running_mean) * scale + norm.bias)
-        copy.temporal_norm = nn.Identity()
-        copy.mix_norm = nn.Identity()
+        copy._drop_norms()
         return copy
+
+    def _drop_norms(self) -> None:
+        self.temporal_norm = nn.Identity()
+        self.mix_norms = nn.ModuleList(nn.Identity() for _ in range(self.depth))
 
 
 def exact_targets(y: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,6 +122,11 @@ def spike_agreement(sdn: nn.Module, y: torch.Tensor) -> tuple[float, float]:
     return agree, (predicted - mem).abs().mean().item()
 
 
+def _current_key(name: str) -> str:
+    """Files of format spikeforge-sdn-1 (depth 1 only) named the residual layer `mix`."""
+    return "mixes.0." + name[len("mix.") :] if name.startswith("mix.") else name
+
+
 def _weights_dir() -> Path:
     return Path(str(resources.files("spikeforge.neuron") / "sdn_weights"))
 
@@ -122,10 +139,11 @@ def save_sdn(sdn: SurrogateDynamicNetwork, path: str | Path, metrics: dict | Non
     """Write the folded network as JSON (plain numbers: safe to load), atomically."""
     folded = sdn.folded()
     payload = {
-        "format": "spikeforge-sdn-1",
+        "format": "spikeforge-sdn-2",
         "tau": sdn.tau,
         "channels": sdn.channels,
         "kernel_size": sdn.kernel_size,
+        "depth": sdn.depth,
         "metrics": metrics or {},
         "state": {name: value.tolist() for name, value in folded.state_dict().items()},
     }
@@ -150,10 +168,11 @@ def load_sdn(tau: float | None = None, path: str | Path | None = None) -> Surrog
             )
     try:
         payload = json.loads(Path(path).read_text())
-        net = SurrogateDynamicNetwork(payload["tau"], payload["channels"], payload["kernel_size"])
-        net.temporal_norm = nn.Identity()
-        net.mix_norm = nn.Identity()
-        net.load_state_dict({k: torch.tensor(v) for k, v in payload["state"].items()})
+        net = SurrogateDynamicNetwork(
+            payload["tau"], payload["channels"], payload["kernel_size"], payload.get("depth", 1)
+        )
+        net._drop_norms()
+        net.load_state_dict({_current_key(k): torch.tensor(v) for k, v in payload["state"].items()})
     except (json.JSONDecodeError, KeyError, TypeError, RuntimeError) as error:
         raise ValueError(f"{path} is not a spikeforge SDN file: {error}") from None
     if tau is not None and abs(net.tau - tau) > 1e-12:

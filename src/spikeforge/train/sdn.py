@@ -38,6 +38,7 @@ def train_sdn(
     max_seconds: float | None = None,
     kernel_size: int = 8,
     channels: int = 8,
+    depth: int = 1,
 ) -> tuple[SurrogateDynamicNetwork, dict]:
     """SmoothL1 on mem, AdamW, cosine schedule, 90/10 split, best epoch by validation loss.
 
@@ -51,7 +52,7 @@ def train_sdn(
     y, mem = (t.to(device) for t in make_dataset(tau, sequences, length, seed))
     n_val = sequences // 10
     y_train, mem_train, y_val, mem_val = y[n_val:], mem[n_val:], y[:n_val], mem[:n_val]
-    net = SurrogateDynamicNetwork(tau, channels, kernel_size).to(device)
+    net = SurrogateDynamicNetwork(tau, channels, kernel_size, depth).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = -(-len(y_train) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
@@ -90,6 +91,7 @@ def train_sdn(
         "device": str(device),
         "kernel_size": kernel_size,
         "channels": channels,
+        "depth": depth,
     }
     return net, metrics
 
@@ -120,6 +122,7 @@ def evaluate_sdn(
             by_distribution.append({"std": std, "mean": mean, "spike_agreement": agree})
     return {
         "tau": net.tau,
+        "depth": net.depth,
         "spike_agreement": agreement,
         "mae": mae,
         "min_agreement_over_distributions": min(r["spike_agreement"] for r in by_distribution),
