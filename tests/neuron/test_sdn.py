@@ -66,6 +66,19 @@ def test_window_form_equals_the_convolutions(channels, kernel_size, depth):
     torch.testing.assert_close(folded._forward_windows(y), folded._forward_convolutions(y))
 
 
+def test_inference_in_chunks_equals_one_pass(monkeypatch):
+    """In eval mode on a CPU the rows go through in chunks of CHUNK_STEPS time steps."""
+    import spikeforge.neuron.sdn as sdn_module
+
+    net = SurrogateDynamicNetwork(0.25, depth=2).eval()
+    y = torch.randn(7, 30)
+    one_pass = net._forward_windows(y)
+    monkeypatch.setattr(sdn_module, "CHUNK_STEPS", 60)  # 2 rows a chunk: 4 chunks
+    torch.testing.assert_close(net(y), one_pass)
+    monkeypatch.setattr(sdn_module, "CHUNK_STEPS", 10)  # fewer steps than a row: 1 row a chunk
+    torch.testing.assert_close(net(y), one_pass)
+
+
 @pytest.mark.parametrize("depth", [1, 3])
 def test_folding_batchnorm_keeps_outputs(tmp_path, depth):
     net = SurrogateDynamicNetwork(0.25, depth=depth)
@@ -118,7 +131,7 @@ def test_shipped_networks_predict_spikes_of_the_exact_lif(tau):
     y = torch.randn(200, 1024, generator=torch.Generator().manual_seed(7))
     _, exact = _exact_loop(y, tau)
     agreement = (sdn_spikes(y, net) == exact).float().mean().item()
-    assert agreement >= {0.125: 0.999, 0.25: 0.998, 0.5: 0.99}[tau]
+    assert agreement >= {0.125: 0.999, 0.25: 0.999, 0.5: 0.99}[tau]
 
 
 def test_gradient_flows_only_through_the_direct_term():
