@@ -499,7 +499,7 @@ def _add_sdn(sub) -> None:
         "--depth",
         type=_positive_int,
         default=1,
-        help="residual channel-mixing layers (default 1, as published; 3 fits tau 0.25 better)",
+        help="residual channel-mixing layers (default 1, as published; 3 suits tau 0.25, 0.5)",
     )
     train.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     train.add_argument("--threads", type=_positive_int, help="CPU threads")

@@ -131,7 +131,7 @@ def test_shipped_networks_predict_spikes_of_the_exact_lif(tau):
     y = torch.randn(200, 1024, generator=torch.Generator().manual_seed(7))
     _, exact = _exact_loop(y, tau)
     agreement = (sdn_spikes(y, net) == exact).float().mean().item()
-    assert agreement >= {0.125: 0.999, 0.25: 0.999, 0.5: 0.99}[tau]
+    assert agreement >= {0.125: 0.999, 0.25: 0.999, 0.5: 0.997}[tau]
 
 
 def test_gradient_flows_only_through_the_direct_term():
