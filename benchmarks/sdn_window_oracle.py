@@ -1,0 +1,72 @@
+"""How much of the SDN's miss is the window, and how much the network's fit?
+`python benchmarks/sdn_window_oracle.py [--json]`.
+
+The SDN predicts mem[t] from the k inputs y[t-k] ... y[t-1] alone. The window oracle runs the
+exact hard-reset LIF over that same window from rest (u = 0 at t-k) and predicts with its
+decayed after-reset potential: what a network could do with the window if it modelled the
+LIF perfectly and ignored everything older. Both are scored by spike agreement with the exact
+LIF over the whole sequence, on the same inputs, beside the shipped SDN.
+"""
+
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from spikeforge.neuron.lif_core import lif_trace
+from spikeforge.neuron.sdn import SDN_DYNAMICS, SHIPPED_TAUS, exact_targets, load_sdn
+
+INPUTS = {"N(0,1)": (1.0, 0.0), "std 0.3, mean +0.5": (0.3, 0.5)}
+WINDOWS = (8, 12, 16)
+
+
+def window_oracle_mem(y: torch.Tensor, tau: float, k: int) -> torch.Tensor:
+    """tau * u[t-1] of the exact LIF run over y[t-k .. t-1] from rest, for every t; y [N, L]."""
+    batch, length = y.shape
+    windows = F.pad(y, (k, 0)).unfold(1, k, 1)[:, :length].reshape(-1, k)
+    spikes, h = lif_trace(windows, time_dim=-1, tau=tau, dynamics=SDN_DYNAMICS)
+    last_u = h[:, -1] * (1 - spikes[:, -1])  # hard reset to 0 after a spike
+    return (tau * last_u).reshape(batch, length)
+
+
+def agreement(mem: torch.Tensor, y: torch.Tensor, exact_spikes: torch.Tensor) -> float:
+    return ((mem + y >= 1).to(exact_spikes.dtype) == exact_spikes).double().mean().item()
+
+
+def run(sequences: int = 500, length: int = 1024, seed: int = 0) -> list[dict]:
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for name, (std, mean) in INPUTS.items():
+        y = torch.randn(sequences, length, generator=generator) * std + mean
+        for tau in SHIPPED_TAUS:
+            _, exact_spikes = exact_targets(y, tau)
+            with torch.no_grad():
+                row = {
+                    "inputs": name,
+                    "tau": tau,
+                    "sdn": agreement(load_sdn(tau)(y), y, exact_spikes),
+                }
+            for k in WINDOWS:
+                row[f"oracle_k{k}"] = agreement(window_oracle_mem(y, tau, k), y, exact_spikes)
+            rows.append(row)
+    return rows
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    rows = run()
+    if "--json" in sys.argv:
+        print(json.dumps(rows, indent=1))
+        return
+    print("spike agreement with the exact LIF (%): shipped SDN vs the exact LIF over a window")
+    print(
+        f"{'inputs':<20} {'tau':>6} {'SDN':>8}" + "".join(f" {'k=' + str(k):>8}" for k in WINDOWS)
+    )
+    for row in rows:
+        cells = [row["sdn"]] + [row[f"oracle_k{k}"] for k in WINDOWS]
+        print(f"{row['inputs']:<20} {row['tau']:>6g}" + "".join(f" {100 * c:>8.3f}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
