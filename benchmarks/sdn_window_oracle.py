@@ -15,23 +15,26 @@ import torch
 import torch.nn.functional as F
 
 from spikeforge.neuron.lif_core import lif_trace
-from spikeforge.neuron.sdn import SDN_DYNAMICS, SHIPPED_TAUS, exact_targets, load_sdn
+from spikeforge.neuron.sdn import SDN_DYNAMICS, SHIPPED_TAUS, load_sdn, spike_agreement
 
 INPUTS = {"N(0,1)": (1.0, 0.0), "std 0.3, mean +0.5": (0.3, 0.5)}
 WINDOWS = (8, 12, 16)
 
 
-def window_oracle_mem(y: torch.Tensor, tau: float, k: int) -> torch.Tensor:
-    """tau * u[t-1] of the exact LIF run over y[t-k .. t-1] from rest, for every t; y [N, L]."""
-    batch, length = y.shape
-    windows = F.pad(y, (k, 0)).unfold(1, k, 1)[:, :length].reshape(-1, k)
-    spikes, h = lif_trace(windows, time_dim=-1, tau=tau, dynamics=SDN_DYNAMICS)
-    last_u = h[:, -1] * (1 - spikes[:, -1])  # hard reset to 0 after a spike
-    return (tau * last_u).reshape(batch, length)
+class WindowOracle(torch.nn.Module):
+    """tau * u[t-1] of the exact LIF run over y[t-k .. t-1] from rest, for every t; y [N, L].
+    A module with `tau`, like the SDN, so that `spike_agreement` scores both alike."""
 
+    def __init__(self, tau: float, k: int):
+        super().__init__()
+        self.tau, self.k = tau, k
 
-def agreement(mem: torch.Tensor, y: torch.Tensor, exact_spikes: torch.Tensor) -> float:
-    return ((mem + y >= 1).to(exact_spikes.dtype) == exact_spikes).double().mean().item()
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        batch, length = y.shape
+        windows = F.pad(y, (self.k, 0)).unfold(1, self.k, 1)[:, :length].reshape(-1, self.k)
+        spikes, h = lif_trace(windows, time_dim=-1, tau=self.tau, dynamics=SDN_DYNAMICS)
+        last_u = h[:, -1] * (1 - spikes[:, -1])  # hard reset to 0 after a spike
+        return (self.tau * last_u).reshape(batch, length)
 
 
 def run(sequences: int = 500, length: int = 1024, seed: int = 0) -> list[dict]:
@@ -40,15 +43,9 @@ def run(sequences: int = 500, length: int = 1024, seed: int = 0) -> list[dict]:
     for name, (std, mean) in INPUTS.items():
         y = torch.randn(sequences, length, generator=generator) * std + mean
         for tau in SHIPPED_TAUS:
-            _, exact_spikes = exact_targets(y, tau)
-            with torch.no_grad():
-                row = {
-                    "inputs": name,
-                    "tau": tau,
-                    "sdn": agreement(load_sdn(tau)(y), y, exact_spikes),
-                }
+            row = {"inputs": name, "tau": tau, "sdn": spike_agreement(load_sdn(tau), y)[0]}
             for k in WINDOWS:
-                row[f"oracle_k{k}"] = agreement(window_oracle_mem(y, tau, k), y, exact_spikes)
+                row[f"oracle_k{k}"] = spike_agreement(WindowOracle(tau, k), y)[0]
             rows.append(row)
     return rows
 
