@@ -12,10 +12,15 @@ import json
 import sys
 
 import torch
-import torch.nn.functional as F
 
 from spikeforge.neuron.lif_core import lif_trace
-from spikeforge.neuron.sdn import SDN_DYNAMICS, SHIPPED_TAUS, load_sdn, spike_agreement
+from spikeforge.neuron.sdn import (
+    SDN_DYNAMICS,
+    SHIPPED_TAUS,
+    causal_windows,
+    load_sdn,
+    spike_agreement,
+)
 
 INPUTS = {"N(0,1)": (1.0, 0.0), "std 0.3, mean +0.5": (0.3, 0.5)}
 WINDOWS = (8, 12, 16)
@@ -30,11 +35,11 @@ class WindowOracle(torch.nn.Module):
         self.tau, self.k = tau, k
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        batch, length = y.shape
-        windows = F.pad(y, (self.k, 0)).unfold(1, self.k, 1)[:, :length].reshape(-1, self.k)
-        spikes, h = lif_trace(windows, time_dim=-1, tau=self.tau, dynamics=SDN_DYNAMICS)
+        spikes, h = lif_trace(
+            causal_windows(y, self.k), time_dim=-1, tau=self.tau, dynamics=SDN_DYNAMICS
+        )
         last_u = h[:, -1] * (1 - spikes[:, -1])  # hard reset to 0 after a spike
-        return (self.tau * last_u).reshape(batch, length)
+        return (self.tau * last_u).reshape(y.shape)
 
 
 def run(sequences: int = 500, length: int = 1024, seed: int = 0) -> list[dict]:
