@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from spikeforge.cli import main
+from spikeforge.train import sequence
 from spikeforge.train.config import load_config
 from spikeforge.train.sequence import AtomicCheckpointIO, evaluate, load_checkpoint, train
 
@@ -22,7 +23,7 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path / "cache"))
 
 
-def test_train_writes_checkpoints_log_and_mode_then_resumes(tmp_path, cache):
+def test_train_writes_checkpoints_log_and_mode_then_resumes(tmp_path, cache, monkeypatch):
     out = tmp_path / "run"
     config = load_config("listops-cpu", TINY)
     train(config, out, progress=False)
@@ -39,8 +40,20 @@ def test_train_writes_checkpoints_log_and_mode_then_resumes(tmp_path, cache):
 
     with pytest.raises(ValueError, match="--resume"):
         train(config, out, progress=False)
+    # a resumed auto run keeps the mode its first start chose, without measuring again
+    other = {"bptt": "sdn", "sdn": "bptt"}[
+        json.loads((out / "lif_mode.json").read_text())["chosen"]
+    ]
+    (out / "lif_mode.json").write_text(json.dumps({"chosen": other}))
+    applied, real_set_lif_mode = [], sequence.set_lif_mode
+    monkeypatch.setattr(
+        sequence,
+        "set_lif_mode",
+        lambda model, mode: applied.append(mode) or real_set_lif_mode(model, mode),
+    )
     more = load_config("listops-cpu", [*TINY, "optim.epochs=2"])
     train(more, out, resume=True, progress=False)
+    assert applied[0] == other  # before fitting; the final test sets the exact LIF
     resumed = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert resumed == 2 * first_steps
     # the resumed run adds its training time to the first run's

@@ -299,8 +299,11 @@ def fit_and_test(
     (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     train_loader = loader(train_set, config.optim.batch_size, True, config.seed)
     trainer = _trainer(config, out, progress, len(train_loader), monitor)
-    if config.lif_mode == "auto" and not resume:
-        _choose_and_record_lif_mode(module.model, train_loader, config, out, progress, loss_fn)
+    if config.lif_mode == "auto":
+        if resume:
+            _reapply_recorded_lif_mode(module.model, out)
+        else:
+            _choose_and_record_lif_mode(module.model, train_loader, config, out, progress, loss_fn)
     last = out / "checkpoints" / "last.ckpt"
     trainer.fit(
         module,
@@ -329,6 +332,13 @@ def _write_timing(seconds: dict[str, float], out: Path, resume: bool) -> None:
         for stage, value in seconds.items()
     }
     path.write_text(json.dumps(totals, indent=2))
+
+
+def _reapply_recorded_lif_mode(model, out: Path) -> None:
+    """A resumed `auto` run continues in the mode its first start measured (lif_mode.json)."""
+    record = out / "lif_mode.json"
+    if record.is_file():
+        set_lif_mode(model, json.loads(record.read_text())["chosen"])
 
 
 def _choose_and_record_lif_mode(model, train_loader, config, out, progress, loss_fn) -> None:
