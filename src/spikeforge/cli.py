@@ -144,22 +144,10 @@ def _cmd_sdn_eval(args) -> int:
     from spikeforge.train.sdn import evaluate_sdn
 
     if args.checkpoint:
-        from spikeforge.train.sdn import evaluate_sdn_on_model
-
-        result = evaluate_sdn_on_model(args.checkpoint, limit_samples=args.sequences)
-        if args.json:
-            print(json.dumps(result, indent=2))
-            return 0
-        print(f"SDN vs exact LIF on the real inputs of {args.checkpoint}:")
-        for row in result["layers"]:
-            print(
-                f"  {row['layer']}: {row['spike_agreement'] * 100:.3f} % "
-                f"(input mean {row['input_mean']:.2f}, std {row['input_std']:.2f})"
-            )
-        return 0
+        return _sdn_eval_on_model(args)
     if args.path is None and args.tau is None:
         raise ValueError("give --tau for a shipped SDN, --path for a file or --checkpoint")
-    net = load_sdn(tau=None if args.path else args.tau, path=args.path)
+    net = load_sdn(tau=args.tau, path=args.path)
     result = evaluate_sdn(net, sequences=args.sequences, seed=args.seed)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -171,6 +159,28 @@ def _cmd_sdn_eval(args) -> int:
     print(f"{'std':>6} {'mean':>6} {'agreement':>10}")
     for row in result["by_distribution"]:
         print(f"{row['std']:>6g} {row['mean']:>6g} {row['spike_agreement'] * 100:>9.3f}%")
+    return 0
+
+
+def _sdn_eval_on_model(args) -> int:
+    from spikeforge.train.sdn import evaluate_sdn_on_model
+
+    if args.tau is not None:
+        raise ValueError("--tau does not go with --checkpoint: the model's neurons set tau")
+    result = evaluate_sdn_on_model(
+        args.checkpoint, limit_samples=args.sequences, sdn_path=args.path
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(
+        f"SDN vs exact LIF on the real inputs of {args.checkpoint} ({result['samples']} samples):"
+    )
+    for row in result["layers"]:
+        print(
+            f"  {row['layer']}: {row['spike_agreement'] * 100:.3f} % "
+            f"(input mean {row['input_mean']:.2f}, std {row['input_std']:.2f})"
+        )
     return 0
 
 
@@ -510,11 +520,20 @@ def _add_sdn(sub) -> None:
         actions, "eval", "spike agreement of an SDN with the exact LIF", _cmd_sdn_eval
     )
     evaluate.add_argument("--tau", type=_positive_float, help="a shipped SDN: 0.125, 0.25, 0.5")
-    evaluate.add_argument("--path", help="an SDN file written by `spikeforge sdn train`")
     evaluate.add_argument(
-        "--checkpoint", help="a trained model: agreement on the currents its neurons receive"
+        "--path", help="an SDN file written by `spikeforge sdn train` (with --tau: checked)"
     )
-    evaluate.add_argument("--sequences", type=_positive_int, default=1000, help="(default 1000)")
+    evaluate.add_argument(
+        "--checkpoint",
+        help="a trained model: agreement on the currents its neurons receive (shipped SDN, or "
+        "--path)",
+    )
+    evaluate.add_argument(
+        "--sequences",
+        type=_positive_int,
+        default=1000,
+        help="N(0,1) sequences, >= 4 (default 1000); with --checkpoint: test samples",
+    )
     _add_json(evaluate)
 
 

@@ -1,10 +1,11 @@
 import json
 
+import pytest
 import torch
 
 from spikeforge.cli import main
-from spikeforge.neuron.sdn import SurrogateDynamicNetwork, spike_agreement
-from spikeforge.train.sdn import train_sdn
+from spikeforge.neuron.sdn import SurrogateDynamicNetwork, save_sdn, spike_agreement
+from spikeforge.train.sdn import make_dataset, train_sdn
 
 
 def test_training_beats_the_untrained_network():
@@ -35,3 +36,30 @@ def test_cli_train_then_eval(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["tau"] == 0.25 and result["depth"] == 2 and 0 < result["spike_agreement"] <= 1
     assert {(r["std"], r["mean"]) for r in result["by_distribution"]} >= {(0.3, -0.5), (10.0, 0.5)}
+
+
+def test_evaluation_inputs_are_never_training_inputs(monkeypatch):
+    from spikeforge.train import sdn as sdn_training
+
+    seen = []
+    monkeypatch.setattr(
+        sdn_training, "spike_agreement", lambda net, y: seen.append(y) or (1.0, 0.0)
+    )
+    for seed in (0, 1):
+        sdn_training.evaluate_sdn(SurrogateDynamicNetwork(0.5).eval(), 8, 32, seed=seed)
+        for train_seed in (0, 1, seed):
+            y_train, _ = make_dataset(0.5, 8, 32, train_seed)
+            assert not any(torch.equal(row, y) for row in y_train for y in seen[-1])
+    with pytest.raises(ValueError, match="seeds lie in"):
+        train_sdn(0.5, sequences=10, length=8, epochs=1, seed=2**40, progress=False)
+
+
+def test_evaluation_rejects_too_few_sequences_and_a_file_of_another_tau(tmp_path, capsys):
+    from spikeforge.train.sdn import evaluate_sdn
+
+    with pytest.raises(ValueError, match="at least 4 sequences"):
+        evaluate_sdn(SurrogateDynamicNetwork(0.5).eval(), sequences=3)
+    out = tmp_path / "sdn.json"
+    save_sdn(SurrogateDynamicNetwork(0.25), out)
+    assert main(["sdn", "eval", "--tau", "0.5", "--path", str(out)]) == 2
+    assert "not tau=0.5" in capsys.readouterr().err

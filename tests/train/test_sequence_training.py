@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from spikeforge.cli import main
+from spikeforge.neuron.sdn import SurrogateDynamicNetwork, save_sdn
 from spikeforge.train import sequence
 from spikeforge.train.config import load_config
 from spikeforge.train.sequence import AtomicCheckpointIO, evaluate, load_checkpoint, train
@@ -106,15 +107,29 @@ def test_checkpoint_writes_are_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["c.ckpt"]
 
 
-def test_sdn_agreement_on_the_currents_a_trained_model_receives(tmp_path, cache):
+def test_sdn_agreement_on_the_currents_a_trained_model_receives(tmp_path, cache, capsys):
     from spikeforge.train.sdn import evaluate_sdn_on_model
 
     out = tmp_path / "run"
     train(load_config("listops-cpu", TINY), out, progress=False)
     result = evaluate_sdn_on_model(out / "checkpoints" / "last.ckpt", limit_samples=16)
     (layer,) = result["layers"]
-    assert layer["layer"] == "backbone.layers.0.block.neuron"
+    assert layer["layer"] == "backbone.layers.0.block.neuron" and result["samples"] == 16
     assert 0.95 < layer["spike_agreement"] <= 1.0
+
+    checkpoint = str(out / "checkpoints" / "last.ckpt")
+    wrong_tau = tmp_path / "sdn_tau_0.5.json"
+    save_sdn(SurrogateDynamicNetwork(0.5), wrong_tau)
+    for extra, message in (
+        (["--tau", "0.125"], "--tau does not go with --checkpoint"),
+        (["--path", str(wrong_tau)], "not tau=0.125"),
+    ):
+        assert main(["sdn", "eval", "--checkpoint", checkpoint, *extra]) == 2
+        assert message in capsys.readouterr().err
+    baseline = tmp_path / "s4d"
+    train(load_config("listops-cpu", TINY, model="s4d"), baseline, progress=False)
+    with pytest.raises(ValueError, match="without spiking SSM layers"):
+        evaluate_sdn_on_model(baseline / "checkpoints" / "last.ckpt", limit_samples=16)
 
 
 def test_spike_rate_penalty_adds_the_firing_rate_beyond_the_target_to_the_loss(cache):

@@ -177,7 +177,9 @@ def load_sdn(tau: float | None = None, path: str | Path | None = None) -> Surrog
         if not path.exists():
             raise ValueError(
                 f"no SDN is shipped for tau={tau:g} (shipped: {SHIPPED_TAUS}); train one with "
-                f"`spikeforge sdn train --tau {tau:g} --out FILE` and load it by path"
+                f"`spikeforge sdn train --tau {tau:g} --out FILE`, measure it with `spikeforge "
+                f"sdn eval --path FILE` and load it with load_sdn(path=FILE); for training in "
+                f"lif_mode 'sdn', add it to the package as sdn_weights/{shipped_path(tau).name}"
             )
     try:
         payload = json.loads(Path(path).read_text())

@@ -12,6 +12,9 @@ from spikeforge.neuron.sdn import SurrogateDynamicNetwork, exact_targets, spike_
 
 EVAL_STDS = (0.3, 0.5, 1.0, 2.0, 5.0, 10.0)
 EVAL_MEANS = (-0.5, 0.0, 0.5)
+# Training seeds stay below this and evaluation seeds start at it, so that no evaluation
+# input is ever a training or validation sequence.
+EVAL_SEED_BASE = 2**40
 
 
 def make_dataset(
@@ -47,6 +50,10 @@ def train_sdn(
     if sequences < 10 or length < 2 or epochs < 1 or batch_size < 1:
         raise ValueError(
             "SDN training needs sequences >= 10, length >= 2, epochs >= 1 and batch_size >= 1"
+        )
+    if not 0 <= seed < EVAL_SEED_BASE:
+        raise ValueError(
+            f"SDN training seeds lie in [0, 2**40) (kept apart from evaluation), got {seed}"
         )
     torch.manual_seed(seed)
     y, mem = (t.to(device) for t in make_dataset(tau, sequences, length, seed))
@@ -108,10 +115,15 @@ def _validation_loss(net, y_val, mem_val, loss_fn, batch: int = 512) -> float:
 
 
 def evaluate_sdn(
-    net: SurrogateDynamicNetwork, sequences: int = 1000, length: int = 1024, seed: int = 12345
+    net: SurrogateDynamicNetwork, sequences: int = 1000, length: int = 1024, seed: int = 0
 ) -> dict:
-    """Spike agreement with the exact LIF on fresh N(0,1) inputs and across input statistics."""
-    generator = torch.Generator().manual_seed(seed)
+    """Spike agreement with the exact LIF on fresh N(0,1) inputs and across input statistics
+    (a quarter as many sequences for each of them), drawn apart from any training data."""
+    if sequences < 4:
+        raise ValueError(f"SDN evaluation needs at least 4 sequences, got {sequences}")
+    if seed < 0:
+        raise ValueError(f"the evaluation seed must be >= 0, got {seed}")
+    generator = torch.Generator().manual_seed(EVAL_SEED_BASE + seed)
     y = torch.randn(sequences, length, generator=generator)
     agreement, mae = spike_agreement(net, y)
     by_distribution = []
@@ -131,14 +143,20 @@ def evaluate_sdn(
 
 
 @torch.no_grad()
-def evaluate_sdn_on_model(checkpoint, split: str = "test", limit_samples: int = 200) -> dict:
-    """Spike agreement of the shipped SDN with the exact LIF on the currents that each spiking
-    layer of a trained model receives on real data (the model runs with the exact LIF)."""
+def evaluate_sdn_on_model(
+    checkpoint, split: str = "test", limit_samples: int = 200, sdn_path=None
+) -> dict:
+    """Spike agreement of the shipped SDN (or the one at `sdn_path`) with the exact LIF on the
+    currents that each spiking layer of a trained model receives on real data (the model runs
+    with the exact LIF). Padding positions count too: the neurons process them as well."""
     from spikeforge.layers import set_lif_mode, ssm_neurons
     from spikeforge.neuron.sdn import load_sdn
     from spikeforge.train.sequence import load_checkpoint, loader, make_splits
 
     config, _, model = load_checkpoint(checkpoint)
+    neurons = ssm_neurons(model)
+    if not neurons:
+        raise ValueError(f"{checkpoint} holds a {config.model} without spiking SSM layers")
     config.limit_eval_samples = limit_samples
     data = dict(zip(("train", "val", "test"), make_splits(config)[:3], strict=True))[split]
     set_lif_mode(model, "bptt")
@@ -149,7 +167,7 @@ def evaluate_sdn_on_model(checkpoint, split: str = "test", limit_samples: int = 
                 module.unit_threshold_input(args[0]).reshape(-1, args[0].shape[-1])
             )
         )
-        for name, neuron in ssm_neurons(model).items()
+        for name, neuron in neurons.items()
     ]
     for x, _ in loader(data, config.optim.batch_size, False):
         model(x)
@@ -158,7 +176,7 @@ def evaluate_sdn_on_model(checkpoint, split: str = "test", limit_samples: int = 
     layers = []
     for name, chunks in currents.items():
         y = torch.cat(chunks)
-        sdn = load_sdn(ssm_neurons(model)[name].tau)
+        sdn = load_sdn(neurons[name].tau, path=sdn_path)
         agreement, mae = spike_agreement(sdn, y)
         layers.append(
             {
@@ -169,4 +187,4 @@ def evaluate_sdn_on_model(checkpoint, split: str = "test", limit_samples: int = 
                 "input_mean": y.mean().item(),
             }
         )
-    return {"checkpoint": str(checkpoint), "split": split, "layers": layers}
+    return {"checkpoint": str(checkpoint), "split": split, "samples": len(data), "layers": layers}
