@@ -12,7 +12,15 @@ def test_version(capsys):
 
 @pytest.mark.parametrize(
     "argv",
-    [["no-such-command"], ["demo", "--epochs", "0"], ["bench", "neuron", "--lengths", "x"], []],
+    [
+        ["no-such-command"],
+        ["demo", "--epochs", "0"],
+        ["bench", "neuron", "--lengths", "x"],
+        [],
+        ["sdn", "train", "--tau", "0.125", "--device", "gpu"],
+        ["bench", "sdn", "--device", "cpu:0"],
+        ["bench", "memory", "--device", "cuda:x"],
+    ],
 )
 def test_bad_arguments_exit_nonzero_with_one_line(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -96,3 +104,12 @@ def test_models_lists_published_variants_with_size_and_input_shape(capsys):
     assert rows["spiking-ssm"]["input_shape"] == ["batch", "length", 1]
     assert main(["models"]) == 0
     assert "spikformer-8-768" in capsys.readouterr().out
+
+
+def test_cuda_is_refused_where_there_is_none(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit):
+        main(["bench", "sdn", "--device", "cuda"])
+    assert "CUDA is not available" in capsys.readouterr().err

@@ -370,6 +370,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _device(text: str) -> str:
+    """cpu, cuda or cuda:N; cuda only where this machine has it."""
+    kind, _, index = text.partition(":")
+    if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+    if kind == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: CUDA is not available on this machine")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="spikeforge",
@@ -511,7 +524,7 @@ def _add_sdn(sub) -> None:
         default=1,
         help="residual channel-mixing layers (default 1, as published; 3 suits tau 0.25, 0.5)",
     )
-    train.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    train.add_argument("--device", type=_device, default="cpu", help="cpu or cuda (default cpu)")
     train.add_argument("--threads", type=_positive_int, help="CPU threads")
     train.add_argument(
         "--max-minutes", type=_positive_float, help="stop after the last epoch that fits"
@@ -572,7 +585,7 @@ def _add_bench(sub) -> None:
         default=8192,
         help="skip the step-by-step methods above this L (default 8192)",
     )
-    sdn.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    sdn.add_argument("--device", type=_device, default="cpu", help="cpu or cuda (default cpu)")
     sdn.add_argument("--threads", type=_positive_int, default=2, help="CPU threads (default 2)")
     _add_json(sdn, "one row per L")
     _add_plot(sdn)
@@ -613,7 +626,7 @@ def _add_bench(sub) -> None:
     memory.add_argument("--d-model", type=_positive_int, default=64, help="channels (default 64)")
     memory.add_argument("--layers", type=_positive_int, default=2, help="layers (default 2)")
     memory.add_argument("--lif-mode", default="bptt", choices=["bptt", "sltt", "sdn"])
-    memory.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    memory.add_argument("--device", type=_device, default="cpu", help="cpu or cuda (default cpu)")
     _add_json(memory, "one row per L")
     _add_plot(memory)
 

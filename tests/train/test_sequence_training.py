@@ -8,7 +8,13 @@ from spikeforge.cli import main
 from spikeforge.neuron.sdn import SurrogateDynamicNetwork, save_sdn
 from spikeforge.train import sequence
 from spikeforge.train.config import load_config
-from spikeforge.train.sequence import AtomicCheckpointIO, evaluate, load_checkpoint, train
+from spikeforge.train.sequence import (
+    AtomicCheckpointIO,
+    evaluate,
+    load_checkpoint,
+    make_splits,
+    train,
+)
 
 TINY = [
     "task_options={min_length: 20, max_length: 60, n_train: 64, n_val: 16, n_test: 16,"
@@ -67,7 +73,18 @@ def test_eval_reports_accuracy_rates_and_energy(tmp_path, cache, capsys):
     train(load_config("listops-cpu", TINY), out, progress=False)
     ckpt = out / "checkpoints" / "last.ckpt"
     result = evaluate(ckpt)
-    assert result["samples"] == 16 and 0 <= result["accuracy"] <= 1
+    assert result["samples"] == 16
+    # against a plain loop over the test split with the unfolded model and the exact LIF
+    config, _, model = load_checkpoint(ckpt)
+    spikes = []
+    neuron = model.backbone.layers[0].block.neuron
+    neuron.register_forward_hook(lambda module, args, out: spikes.append(out))
+    x, y = next(iter(torch.utils.data.DataLoader(make_splits(config)[2], batch_size=16)))
+    with torch.no_grad():
+        correct = (model(x).argmax(-1) == y).sum().item()
+    assert abs(result["accuracy"] * 16 - correct) <= 1
+    (rate,) = result["spike_rates"].values()
+    assert rate == pytest.approx(torch.cat(spikes).mean().item(), abs=2e-3)
     assert list(result["spike_rates"]) == ["backbone.layers.0.block.neuron"]
     layers = [row.name for row in result["energy"].layers]
     assert "backbone.layers.0.block.conv" in layers  # the spike-fed 1x1 conv is counted
@@ -76,6 +93,12 @@ def test_eval_reports_accuracy_rates_and_energy(tmp_path, cache, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["accuracy"] == result["accuracy"]
     assert printed["energy"]["totals"]["sops"] > 0
+
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["hyper_parameters"]["config"]["model_options"]["d_model"] = 16
+    torch.save(checkpoint, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="weights do not fit the model its config builds"):
+        load_checkpoint(tmp_path / "other.ckpt")
 
 
 def test_eval_in_sdn_mode_and_checkpoint_reload(tmp_path, cache):

@@ -409,7 +409,13 @@ def load_checkpoint(path: str | Path) -> tuple[TrainConfig, TaskInfo, torch.nn.M
     state = {
         k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
     }
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:  # a state of another shape than its own config builds
+        first_line = str(error).splitlines()[0]
+        raise ValueError(
+            f"{path}: weights do not fit the model its config builds: {first_line}"
+        ) from None
     return config, info, model.eval()
 
 
