@@ -201,6 +201,7 @@ def test_a_few_training_steps_decrease_the_loss(fields):
         ({"vocab_size": 10, "in_channels": 1}, "vocab_size"),
         ({"paired": True, "in_channels": 1}, "vocab_size"),
         ({"lif_mode": "sdn", "tau": 0.3}, "tau"),
+        ({"trainable_B": "yes"}, "trainable_B"),
         ({"causal": True, "bidirectional": True, "norm": "layer"}, "bidirectional"),
         ({"causal": True, "bidirectional": False, "norm": "batch"}, "norm"),
     ],
@@ -208,6 +209,21 @@ def test_a_few_training_steps_decrease_the_loss(fields):
 def test_bad_config_raises_naming_the_field(fields, field):
     with pytest.raises(ValueError, match=rf"\b{field}\b"):
         SSMConfig(**fields)
+
+
+@pytest.mark.parametrize("spiking", [True, False])
+def test_trainable_b_reaches_every_kernel_and_trains_with_the_kernel_group(spiking):
+    fields = {"d_model": 4, "n_layers": 2, "d_state": 4, "in_channels": 1, "spiking": spiking}
+    fixed = SequenceClassifier(SSMConfig(**fields))
+    model = SequenceClassifier(SSMConfig(**fields, trainable_B=True))
+    (kernel_group,) = (
+        g for g in ssm_parameter_groups(model, 0.01, 0.1) if g["name"] == "ssm_kernel"
+    )
+    b_params = [p for name, p in model.named_parameters() if name.endswith(".B")]
+    assert len(b_params) == 2 and not any(n.endswith(".B") for n, _ in fixed.named_parameters())
+    assert all(any(p is q for q in kernel_group["params"]) for p in b_params)
+    model(torch.randn(2, 16, 1)).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in b_params)
 
 
 def test_exact_modes_accept_any_tau_and_non_spiking_models_ignore_lif_settings():

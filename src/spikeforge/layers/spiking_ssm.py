@@ -50,6 +50,7 @@ class SpikingS4DBlock(_GatedS4DBlock):
         d_state: int = 64,
         *,
         bidirectional: bool = False,
+        trainable_B: bool = False,
         dropout: float = 0.0,
         tau: float = 0.125,
         threshold: str = "channel",
@@ -67,6 +68,7 @@ class SpikingS4DBlock(_GatedS4DBlock):
             dt_max=dt_max,
             init=init,
             bidirectional=bidirectional,
+            trainable_B=trainable_B,
         )
         self.neuron = SSMNeuron(
             d_model, tau=tau, threshold=threshold, mode=lif_mode, surrogate=surrogate
@@ -85,6 +87,7 @@ class S4DBlock(_GatedS4DBlock):
         d_state: int = 64,
         *,
         bidirectional: bool = False,
+        trainable_B: bool = False,
         dropout: float = 0.0,
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
@@ -98,6 +101,7 @@ class S4DBlock(_GatedS4DBlock):
             dt_max=dt_max,
             init=init,
             bidirectional=bidirectional,
+            trainable_B=trainable_B,
         )
         self.gelu = nn.GELU()
 

@@ -56,6 +56,7 @@ class SSMConfig:
     dt_min: float = 1e-3
     dt_max: float = 1e-1
     init: str = "lin"
+    trainable_B: bool = False
     vocab_size: int | None = None
     in_channels: int | None = None
     num_classes: int = 10
@@ -74,7 +75,15 @@ class SSMConfig:
         self._check_combinations()
 
     def _check_types(self) -> None:
-        for name in ("spiking", "bidirectional", "prenorm", "paired", "causal", "tie_weights"):
+        for name in (
+            "spiking",
+            "bidirectional",
+            "prenorm",
+            "paired",
+            "causal",
+            "tie_weights",
+            "trainable_B",
+        ):
             _expect(isinstance(getattr(self, name), bool), name, "a bool", getattr(self, name))
         for name in ("d_model", "n_layers", "d_state", "num_classes"):
             _expect(_is_int(getattr(self, name)), name, "an int", getattr(self, name))
@@ -181,6 +190,7 @@ def _backbone(config: SSMConfig) -> SSMBackbone:
         "dt_min": config.dt_min,
         "dt_max": config.dt_max,
         "init": config.init,
+        "trainable_B": config.trainable_B,
     }
     if config.spiking:
         block_kwargs.update(
