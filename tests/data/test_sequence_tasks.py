@@ -75,4 +75,6 @@ def test_unknown_names_and_options_raise_value_error():
         sequence_task("lisptops")
     with pytest.raises(ValueError, match=r"no options \['max_len'\].*'seq_len'"):
         sequence_task("imdb", max_len=3)
+    with pytest.raises(ValueError, match="seq_len 50 < max_length 60"):
+        sequence_task("listops", seq_len=50, min_length=20, max_length=60, n_train=4)
     assert len(TASKS) == 11

@@ -61,6 +61,11 @@ def test_overrides_and_fields():
         (["no_equals_sign"], "key=value"),
         (["spike_rate_penalty=-1"], "spike_rate_penalty"),
         (["spike_rate_target=1.5"], "spike_rate_target"),
+        (["optim.max_steps=0"], "optim.max_steps"),
+        (["limit_train_samples=-5"], "limit_train_samples"),
+        (["limit_eval_samples=0"], "limit_eval_samples"),
+        (["limit_eval_samples=2.5"], "limit_eval_samples"),
+        (["optim.warmup_fraction=1"], "warmup_fraction"),
     ],
 )
 def test_bad_overrides_are_rejected(overrides, match):

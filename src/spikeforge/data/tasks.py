@@ -47,6 +47,11 @@ def _listops(root: str | Path | None, seq_len: int | None = None, **spec_fields:
     files when root is given; sequences padded to seq_len (default: the window's max_length)."""
     spec = listops_module.ListOpsSpec(**spec_fields)
     seq_len = seq_len or spec.max_length
+    if root is None and seq_len < spec.max_length:
+        raise ValueError(
+            f"listops seq_len {seq_len} < max_length {spec.max_length}: generated expressions "
+            "would be cut and no longer match their labels; raise seq_len or lower max_length"
+        )
     train, val, test = listops_module.listops_datasets(spec, root, max_length=seq_len)
     info = TaskInfo(
         "listops", listops_module.NUM_CLASSES, seq_len, vocab_size=listops_module.VOCAB_SIZE

@@ -67,6 +67,18 @@ class TrainConfig:
         for name in ("lr", "batch_size", "epochs"):
             if not getattr(self.optim, name) > 0:
                 raise ValueError(f"optim.{name} must be positive, got {getattr(self.optim, name)}")
+        if self.optim.weight_decay < 0 or not 0 <= self.optim.warmup_fraction < 1:
+            raise ValueError(
+                "optim.weight_decay must be >= 0 and optim.warmup_fraction in [0, 1), got "
+                f"{self.optim.weight_decay} and {self.optim.warmup_fraction}"
+            )
+        for name, value in (
+            ("optim.max_steps", self.optim.max_steps),
+            ("limit_train_samples", self.limit_train_samples),
+            ("limit_eval_samples", self.limit_eval_samples),
+        ):
+            if value is not None and not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be a positive integer or null, got {value!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
