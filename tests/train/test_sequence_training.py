@@ -86,6 +86,8 @@ def test_eval_reports_accuracy_rates_and_energy(tmp_path, cache, capsys):
     (rate,) = result["spike_rates"].values()
     assert rate == pytest.approx(torch.cat(spikes).mean().item(), abs=2e-3)
     assert list(result["spike_rates"]) == ["backbone.layers.0.block.neuron"]
+    assert evaluate(ckpt, split="train")["samples"] == 64  # what it trained on
+    assert evaluate(ckpt, split="train", limit_samples=10)["samples"] == 10
     layers = [row.name for row in result["energy"].layers]
     assert "backbone.layers.0.block.conv" in layers  # the spike-fed 1x1 conv is counted
     capsys.readouterr()

@@ -427,14 +427,18 @@ def evaluation_split(
     whole_split: bool = False,
 ) -> tuple[TrainConfig, torch.nn.Module, Dataset]:
     """A checkpoint's config, its model (eval mode, `lif_mode`) and one split of its task:
-    limited to `limit_samples`, to the config's limit_eval_samples (neither given) or whole."""
+    limited to `limit_samples`, whole, or (neither given) as in training: the config's
+    limit_eval_samples, or for the train split the samples the model trained on."""
     if whole_split and limit_samples is not None:
         raise ValueError("give either limit_samples or whole_split, not both")
-    config, _, model = load_checkpoint(checkpoint)
-    if limit_samples is not None or whole_split:
-        config.limit_eval_samples = limit_samples
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be one of ['train', 'val', 'test'], got {split!r}")
+    config, _, model = load_checkpoint(checkpoint)
+    if limit_samples is not None or whole_split:
+        if split == "train":
+            config.limit_train_samples = limit_samples
+        else:
+            config.limit_eval_samples = limit_samples
     splits = dict(zip(("train", "val", "test"), make_splits(config)[:3], strict=True))
     set_lif_mode(model, lif_mode)
     return config, model, splits[split]
