@@ -90,6 +90,23 @@ def test_bench_trains_both_models_per_seed_and_tests_on_the_whole_split(tmp_path
     assert all(0 <= r["mean_spike_rate"] <= 1 for r in spiking)
     assert all(r["mean_spike_rate"] is None for r in rows if r["model"] == "s4d")
 
+    # run again: finished runs are evaluated, not retrained; an unfinished one resumes
+    checkpoints = [
+        path
+        for path in sorted((tmp_path / "runs").glob("*/checkpoints/last.ckpt"))
+        if "tiny-s4d-seed4" not in str(path)  # the unfinished one
+    ]
+    stamps = [path.stat().st_mtime_ns for path in checkpoints]
+    (tmp_path / "runs" / "tiny-s4d-seed4" / "timing.json").unlink()
+    again = run(configs=[str(tiny_config)], out=tmp_path / "runs", seeds=(3, 4), progress=False)
+    assert [r["test_accuracy"] for r in again] == [r["test_accuracy"] for r in rows]
+    assert [path.stat().st_mtime_ns for path in checkpoints] == stamps
+    assert (tmp_path / "runs" / "tiny-s4d-seed4" / "timing.json").is_file()
+    stored = tmp_path / "runs" / "tiny-spiking-ssm-seed3" / "config.yaml"
+    stored.write_text(stored.read_text().replace("epochs: 1", "epochs: 2"))
+    with pytest.raises(ValueError, match="another config"):
+        run(configs=[str(tiny_config)], out=tmp_path / "runs", seeds=(3,), progress=False)
+
 
 def test_bench_accuracy_command_prints_rows_and_summary(tmp_path, tiny_config, capsys):
     out = tmp_path / "runs"

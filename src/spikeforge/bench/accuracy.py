@@ -2,15 +2,19 @@
 
 Both models train on the same CPU-sized config (same data, steps and seeds), then each last
 checkpoint is evaluated on the whole test split with the exact LIF: accuracy, mean spike
-rate and the energy of the model against the same network run as an ANN. The target
+rate and the energy of the model against the same network run as an ANN. A finished run of
+the same config in the output folder is evaluated again, not retrained; an unfinished one
+resumes from its last checkpoint. The target
 (issue 3): the spiking model within 1 point of S4D at a mean spike rate <= 0.15.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
-import time
 from pathlib import Path
+
+import yaml
 
 from spikeforge.train.config import load_config
 from spikeforge.train.sequence import evaluate, train
@@ -39,9 +43,12 @@ def run(
 
 def _train_and_evaluate(name: str, model: str, seed: int, out: Path, progress: bool) -> dict:
     config = load_config(name, model=model, seed=seed)
-    start = time.perf_counter()
-    run_dir = train(config, out / f"{Path(name).stem}-{model}-seed{seed}", progress=progress)
-    seconds = time.perf_counter() - start
+    run_dir = out / f"{Path(name).stem}-{model}-seed{seed}"
+    seconds = _finished_run_seconds(run_dir, config)
+    if seconds is None:
+        resume = (run_dir / "checkpoints" / "last.ckpt").is_file()
+        train(config, run_dir, resume=resume, progress=progress)
+        seconds = _finished_run_seconds(run_dir, config)
     result = evaluate(run_dir / "checkpoints" / "last.ckpt", whole_split=True)
     energy = result["energy"]
     return {
@@ -58,6 +65,20 @@ def _train_and_evaluate(name: str, model: str, seed: int, out: Path, progress: b
         "epochs": config.optim.epochs,
         "spike_rate_penalty": config.spike_rate_penalty,
     }
+
+
+def _finished_run_seconds(run_dir: Path, config) -> float | None:
+    """Training seconds of a finished run of `config` in run_dir (None: no finished run there),
+    so that a benchmark run again, or after an interruption, trains only what is missing."""
+    config_file, timing = run_dir / "config.yaml", run_dir / "timing.json"
+    if not config_file.is_file():
+        return None
+    if yaml.safe_load(config_file.read_text()) != config.to_dict():
+        raise ValueError(
+            f"{run_dir} holds a run of another config than {config_file.name} would be now; "
+            "move it away or give the benchmark another --out"
+        )
+    return json.loads(timing.read_text())["train_seconds"] if timing.is_file() else None
 
 
 def summarize(rows: list[dict]) -> list[dict]:
