@@ -290,6 +290,7 @@ def _cmd_eval(args) -> int:
         energy_table=args.energy_table,
         limit_samples=args.limit,
         whole_split=args.whole_split,
+        progress=True,  # on stderr: --json output stays clean
     )
     energy = result.pop("energy")
     if args.json:

@@ -49,7 +49,7 @@ def _train_and_evaluate(name: str, model: str, seed: int, out: Path, progress: b
         resume = (run_dir / "checkpoints" / "last.ckpt").is_file()
         train(config, run_dir, resume=resume, progress=progress)
         seconds = _finished_run_seconds(run_dir, config)
-    result = evaluate(run_dir / "checkpoints" / "last.ckpt", whole_split=True)
+    result = evaluate(run_dir / "checkpoints" / "last.ckpt", whole_split=True, progress=progress)
     energy = result["energy"]
     return {
         "config": name,

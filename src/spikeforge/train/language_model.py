@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from spikeforge.data import is_lm_task
 from spikeforge.data.tokens import PAD_ID
@@ -138,6 +139,7 @@ def evaluate_lm(
     energy_table: str = "45nm",
     limit_samples: int | None = None,
     whole_split: bool = False,
+    progress: bool = False,
 ) -> dict:
     """Perplexity, per-layer spike rates and the energy report (per predicted token) of a
     language-model checkpoint on one split; `limit_samples` limits the windows."""
@@ -148,7 +150,8 @@ def evaluate_lm(
         raise ValueError(f"{checkpoint} is not a language model: task {config.task!r}")
     nll_sum, tokens, windows = 0.0, 0, 0
     with EnergyCounter(model, table=energy_table) as counter:
-        for x, y in loader(dataset, batch_size or config.optim.batch_size, False):
+        batches = loader(dataset, batch_size or config.optim.batch_size, False)
+        for x, y in tqdm(batches, desc=f"eval {split}", unit="batch", disable=not progress):
             nll_sum += model.nll(x, y).sum().item()
             tokens += int((y != PAD_ID).sum())
             windows += len(y)

@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, Timer, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
 
 from spikeforge.bench import median_seconds
 from spikeforge.data import is_lm_task, lm_task, sequence_task
@@ -453,6 +454,7 @@ def evaluate(
     energy_table: str = "45nm",
     limit_samples: int | None = None,
     whole_split: bool = False,
+    progress: bool = False,
 ) -> dict:
     """Accuracy, per-layer spike rates and the energy report (with the MFI check) of a
     checkpoint on real data, run as deployed: batch norms folded into the synapses."""
@@ -461,8 +463,9 @@ def evaluate(
     )
     model = fold_batchnorm(model)
     correct = total = 0
+    batches = loader(dataset, batch_size or config.optim.batch_size, False)
     with EnergyCounter(model, table=energy_table) as counter:
-        for x, y in loader(dataset, batch_size or config.optim.batch_size, False):
+        for x, y in tqdm(batches, desc=f"eval {split}", unit="batch", disable=not progress):
             correct += (model(x).argmax(-1) == y).sum().item()
             total += len(y)
     report: EnergyReport = counter.report(samples=total)
