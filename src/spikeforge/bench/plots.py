@@ -78,9 +78,14 @@ def plot_accuracy(rows: list[dict], summary: list[dict], path: str | Path, title
                 color="C0" if model == "spiking-ssm" else "C1",
             )
             ax.plot([i + offset] * len(seeds), seeds, "k.")
-        ax.annotate(
+        spiking_best = max(
+            r["test_accuracy"] * 100
+            for r in rows
+            if r["config"] == entry["config"] and r["model"] == "spiking-ssm"
+        )
+        ax.annotate(  # above the best seed's dot, so that no dot covers the text
             f"rate {entry['mean_spike_rate']:.3f}, {-entry['gap_points']:+.2f} points",
-            (i - width / 2, entry["spiking_accuracy"] * 100),
+            (i - width / 2, max(spiking_best, entry["spiking_accuracy"] * 100)),
             textcoords="offset points",
             xytext=(0, 4),
             ha="center",
