@@ -113,3 +113,19 @@ def test_cuda_is_refused_where_there_is_none(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main(["bench", "sdn", "--device", "cuda"])
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_train_notes_a_config_written_for_another_task(monkeypatch, tmp_path, capsys):
+    from spikeforge.train import sequence
+
+    trained = []
+    monkeypatch.setattr(
+        sequence, "train", lambda config, out, **_: trained.append(config.task) or out
+    )
+    base = ["train", "s4d", "--config", "listops-cpu", "--out", str(tmp_path / "run")]
+    assert main([*base, "--task", "imdb"]) == 0
+    assert (
+        "config listops-cpu was written for task listops; training imdb" in capsys.readouterr().err
+    )
+    assert main([*base, "--task", "listops"]) == 0
+    assert "note" not in capsys.readouterr().err and trained == ["imdb", "listops"]

@@ -269,6 +269,13 @@ def _cmd_train(args) -> int:
         seed=args.seed,
         lif_mode=args.lif_mode,
     )
+    written_for = load_config(args.config).task if args.config else args.task
+    if written_for != config.task:
+        print(
+            f"note: config {args.config} was written for task {written_for}; training "
+            f"{config.task} with its settings",
+            file=sys.stderr,
+        )
     out = args.out or f"runs/{args.model}-{Path(args.config or args.task).stem}-seed{args.seed}"
     fit = train_lm if is_lm_task(config.task) else train
     run_dir = fit(config, out, resume=args.resume, progress=not args.quiet)
