@@ -85,7 +85,7 @@ def plot_accuracy(rows: list[dict], summary: list[dict], path: str | Path, title
         )
         ax.annotate(  # above the best seed's dot, so that no dot covers the text
             f"rate {entry['mean_spike_rate']:.3f}, {-entry['gap_points']:+.2f} points",
-            (i - width / 2, max(spiking_best, entry["spiking_accuracy"] * 100)),
+            (i - width / 2, spiking_best),
             textcoords="offset points",
             xytext=(0, 4),
             ha="center",
