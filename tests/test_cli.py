@@ -30,15 +30,33 @@ def test_bad_arguments_exit_nonzero_with_one_line(argv, capsys):
     assert err.count("\n") == 1 and "error" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["bench", "neuron", "--help"]])
-def test_every_command_has_help_and_seed(argv, capsys):
+@pytest.mark.parametrize(
+    "argv, seeded",
+    [
+        (["--help"], False),
+        (["demo", "--help"], True),
+        (["train", "--help"], True),
+        (["bench", "neuron", "--help"], True),
+        (["sdn", "eval", "--help"], True),
+        (["eval", "--help"], False),
+        (["bench", "memory", "--help"], False),
+        (["models", "--help"], False),
+    ],
+)
+def test_every_command_has_help_and_only_random_ones_take_a_seed(argv, seeded, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "usage" in out
-    if argv[0] != "--help":
-        assert "--seed" in out
+    assert ("--seed" in out) == seeded
+
+
+def test_a_seed_given_to_a_command_without_randomness_is_an_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "some.ckpt", "--seed", "3"])
+    assert exit_info.value.code == 2
+    assert "--seed" in capsys.readouterr().err
 
 
 def test_bad_energy_table_is_rejected_before_training(capsys):

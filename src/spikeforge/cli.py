@@ -17,9 +17,13 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_command(sub, name: str, help_text: str, func) -> argparse.ArgumentParser:
+def _add_command(
+    sub, name: str, help_text: str, func, *, seeded: bool = True
+) -> argparse.ArgumentParser:
+    """A subcommand; `seeded` ones (those that draw random numbers) take --seed."""
     parser = sub.add_parser(name, help=help_text, description=help_text)
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    if seeded:
+        parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.set_defaults(func=func)
     return parser
 
@@ -402,10 +406,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sdn(sub)
     _add_bench(sub)
     models = _add_command(
-        sub, "models", "list the registered models: parameters and input shape", _cmd_models
+        sub,
+        "models",
+        "list the registered models: parameters and input shape",
+        _cmd_models,
+        seeded=False,
     )
     _add_json(models, "a list of {name, params, input_shape, description}")
-    _add_command(sub, "version", "print the installed version", _cmd_version)
+    _add_command(sub, "version", "print the installed version", _cmd_version, seeded=False)
     return parser
 
 
@@ -484,6 +492,7 @@ def _add_train_and_eval(sub) -> None:
         "eval",
         "accuracy (perplexity for a language model), spike rates and energy of a checkpoint",
         _cmd_eval,
+        seeded=False,  # the data are the checkpoint's: its config's seed picks any subset
     )
     evaluate.add_argument("checkpoint", help="a .ckpt written by spikeforge train")
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
@@ -495,7 +504,9 @@ def _add_train_and_eval(sub) -> None:
     )
     evaluate.add_argument("--energy-table", default="45nm", help="45nm or 'mac=PJ,ac=PJ'")
     size = evaluate.add_mutually_exclusive_group()
-    size.add_argument("--limit", type=_positive_int, help="evaluate a seeded subset")
+    size.add_argument(
+        "--limit", type=_positive_int, help="evaluate a subset, drawn with the run's seed"
+    )
     size.add_argument(
         "--whole-split",
         action="store_true",
@@ -628,6 +639,7 @@ def _add_bench(sub) -> None:
         "memory",
         "peak memory of one SpikingSSM training step against L",
         _cmd_bench_memory,
+        seeded=False,  # peak memory does not depend on the values drawn
     )
     _add_lengths(memory, [1024, 2048, 4096, 8192, 16384])
     memory.add_argument("--batch", type=_positive_int, default=8, help="batch (default 8)")
