@@ -231,7 +231,13 @@ def _cmd_bench_accuracy(args) -> int:
 
     torch.set_num_threads(args.threads)
     seeds = range(args.seed, args.seed + args.repeats)
-    rows = run(configs=args.configs, out=args.out, seeds=seeds, progress=not args.json)
+    rows = run(
+        configs=args.configs,
+        out=args.out,
+        seeds=seeds,
+        progress=not args.json,
+        lif_mode=args.lif_mode,
+    )
     machine = machine_description()
     summary = summarize(rows)
     if args.json:
@@ -628,6 +634,13 @@ def _add_bench(sub) -> None:
         help="train each model with seeds SEED .. SEED+REPEATS-1 (default 1)",
     )
     accuracy.add_argument("--out", default="runs/bench-accuracy", help="folder for the runs")
+    accuracy.add_argument(
+        "--lif-mode",
+        default="auto",
+        choices=["auto", "bptt", "sltt", "sdn"],
+        help="how SpikingSSM trains (default auto: the fastest on the device); its runs get "
+        "their own folders, S4D runs serve every mode",
+    )
     accuracy.add_argument("--threads", type=_positive_int, default=2, help="threads (default 2)")
     _add_json(accuracy, "rows (one per config, model and seed) and a summary per config")
     accuracy.add_argument(

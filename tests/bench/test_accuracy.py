@@ -13,6 +13,7 @@ def _row(config, model, seed, accuracy, rate=None):
         "config": config,
         "model": model,
         "seed": seed,
+        "lif_mode": None if rate is None else "bptt",
         "test_accuracy": accuracy,
         "test_samples": 1000,
         "mean_spike_rate": rate,
@@ -106,6 +107,26 @@ def test_bench_trains_both_models_per_seed_and_tests_on_the_whole_split(tmp_path
     stored.write_text(stored.read_text().replace("epochs: 1", "epochs: 2"))
     with pytest.raises(ValueError, match="another config"):
         run(configs=[str(tiny_config)], out=tmp_path / "runs", seeds=(3,), progress=False)
+
+
+def test_bench_trains_the_spiking_model_in_the_lif_mode_asked_and_reuses_s4d(tmp_path, tiny_config):
+    out = tmp_path / "runs"
+    (auto_spiking, baseline) = run(configs=[str(tiny_config)], out=out, progress=False)
+    chosen = json.loads((out / "tiny-spiking-ssm-seed0" / "lif_mode.json").read_text())["chosen"]
+    assert auto_spiking["lif_mode"] == chosen and baseline["lif_mode"] is None
+    s4d_checkpoint = out / "tiny-s4d-seed0" / "checkpoints" / "last.ckpt"
+    stamp = s4d_checkpoint.stat().st_mtime_ns
+
+    sdn_spiking, again = run(configs=[str(tiny_config)], out=out, progress=False, lif_mode="sdn")
+    stored = yaml.safe_load((out / "tiny-spiking-ssm-sdn-seed0" / "config.yaml").read_text())
+    assert stored["lif_mode"] == "sdn" and sdn_spiking["lif_mode"] == "sdn"
+    assert s4d_checkpoint.stat().st_mtime_ns == stamp
+    assert again["test_accuracy"] == baseline["test_accuracy"]
+    (summary,) = summarize([sdn_spiking, again])
+    assert summary["spiking_trained_lif"] == ["sdn"]
+    assert "trained with sdn LIF" in format_table([sdn_spiking, again], "test machine")
+    with pytest.raises(ValueError, match="lif_mode must be one of"):
+        run(configs=[str(tiny_config)], out=out, progress=False, lif_mode="exact")
 
 
 def test_bench_accuracy_command_prints_rows_and_summary(tmp_path, tiny_config, capsys):

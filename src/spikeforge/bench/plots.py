@@ -55,6 +55,12 @@ def plot_rows(
     return _save(fig, path)
 
 
+def _accuracy_label(model: str, entry: dict) -> str:
+    if model != "spiking-ssm":
+        return model
+    return f"{model} (trained with {'/'.join(entry['spiking_trained_lif'])} LIF)"
+
+
 def plot_accuracy(rows: list[dict], summary: list[dict], path: str | Path, title: str) -> Path:
     """`spikeforge bench accuracy`: per config, a bar per model at its seed-mean test accuracy
     with a dot per seed, and above the spiking model's bar its mean spike rate and its
@@ -74,7 +80,7 @@ def plot_accuracy(rows: list[dict], summary: list[dict], path: str | Path, title
                 i + offset,
                 statistics.mean(seeds),
                 width,
-                label=model if i == 0 else None,
+                label=(_accuracy_label(model, entry) if i == 0 else None),
                 color="C0" if model == "spiking-ssm" else "C1",
             )
             ax.plot([i + offset] * len(seeds), seeds, "k.")
