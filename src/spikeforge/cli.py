@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from spikeforge.allocator import keep_freed_memory
+from spikeforge.train.config import LIF_MODES
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -488,7 +489,7 @@ def _add_train_and_eval(sub) -> None:
     train.add_argument("--max-steps", type=_positive_int, help="stop after this many steps")
     train.add_argument(
         "--lif-mode",
-        choices=["auto", "bptt", "sltt", "sdn"],
+        choices=LIF_MODES,
         help="training mode of the spiking layers (default auto: the fastest, measured)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -637,7 +638,7 @@ def _add_bench(sub) -> None:
     accuracy.add_argument(
         "--lif-mode",
         default="auto",
-        choices=["auto", "bptt", "sltt", "sdn"],
+        choices=LIF_MODES,
         help="how SpikingSSM trains (default auto: the fastest on the device); its runs get "
         "their own folders, S4D runs serve every mode",
     )
