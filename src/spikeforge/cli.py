@@ -236,8 +236,9 @@ def _cmd_bench_accuracy(args) -> int:
         configs=args.configs,
         out=args.out,
         seeds=seeds,
-        progress=not args.json,
+        progress=not args.json,  # Lightning's bars write to stdout
         lif_mode=args.lif_mode,
+        status=sys.stderr,
     )
     machine = machine_description()
     summary = summarize(rows)

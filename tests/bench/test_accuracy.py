@@ -1,3 +1,4 @@
+import io
 import json
 
 import pytest
@@ -78,7 +79,18 @@ def tiny_config(tmp_path, monkeypatch):
 
 
 def test_bench_trains_both_models_per_seed_and_tests_on_the_whole_split(tmp_path, tiny_config):
-    rows = run(configs=[str(tiny_config)], out=tmp_path / "runs", seeds=(3, 4), progress=False)
+    status = io.StringIO()
+    rows = run(
+        configs=[str(tiny_config)],
+        out=tmp_path / "runs",
+        seeds=(3, 4),
+        progress=False,
+        status=status,
+    )
+    lines = status.getvalue().splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"bench accuracy {i}/4" for i in (1, 2, 3, 4)]
+    assert "tiny.yaml spiking-ssm seed 3" in lines[0] and "left" not in lines[0]
+    assert all("min left" in line for line in lines[1:])
     assert [(r["model"], r["seed"]) for r in rows] == [
         ("spiking-ssm", 3),
         ("s4d", 3),

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 from pathlib import Path
+from typing import TextIO
 
 import yaml
 
@@ -34,16 +36,27 @@ def run(
     seeds=(0,),
     progress: bool = True,
     lif_mode: str = "auto",
+    status: TextIO | None = None,
 ) -> list[dict]:
-    """One row per config, model and seed."""
+    """One row per config, model and seed. `progress`: Lightning's and the evaluation's bars
+    (Lightning's on stdout); `status`: a stream for one line per run with the time left."""
     if lif_mode not in LIF_MODES:
         raise ValueError(f"lif_mode must be one of {LIF_MODES}, got {lif_mode!r}")
-    return [
-        _train_and_evaluate(name, model, seed, Path(out), progress, lif_mode)
-        for name in configs
-        for seed in seeds
-        for model in MODELS
-    ]
+    jobs = [(name, seed, model) for name in configs for seed in seeds for model in MODELS]
+    rows, start = [], time.monotonic()
+    for done, (name, seed, model) in enumerate(jobs):
+        if status is not None:
+            what = f"{name} {model} seed {seed}"
+            line = _status_line(done, len(jobs), what, time.monotonic() - start)
+            print(line, file=status, flush=True)
+        rows.append(_train_and_evaluate(name, model, seed, Path(out), progress, lif_mode))
+    return rows
+
+
+def _status_line(done: int, total: int, what: str, seconds: float) -> str:
+    """Runs differ in length and finished ones are only evaluated, so the estimate is rough."""
+    left = f", about {seconds / done * (total - done) / 60:.0f} min left" if done else ""
+    return f"bench accuracy {done + 1}/{total}: {what} ({seconds / 60:.0f} min so far{left})"
 
 
 def _train_and_evaluate(
