@@ -70,8 +70,9 @@ def plot_accuracy(rows: list[dict], summary: list[dict], path: str | Path, title
     fig, ax = _axes()
     width = 0.38
     for i, entry in enumerate(summary):
+        seeds_of = {}
         for offset, model in ((-width / 2, "spiking-ssm"), (width / 2, "s4d")):
-            seeds = [
+            seeds = seeds_of[model] = [
                 r["test_accuracy"] * 100
                 for r in rows
                 if r["config"] == entry["config"] and r["model"] == model
@@ -84,14 +85,9 @@ def plot_accuracy(rows: list[dict], summary: list[dict], path: str | Path, title
                 color="C0" if model == "spiking-ssm" else "C1",
             )
             ax.plot([i + offset] * len(seeds), seeds, "k.")
-        spiking_best = max(
-            r["test_accuracy"] * 100
-            for r in rows
-            if r["config"] == entry["config"] and r["model"] == "spiking-ssm"
-        )
         ax.annotate(  # above the best seed's dot, so that no dot covers the text
             f"rate {entry['mean_spike_rate']:.3f}, {-entry['gap_points']:+.2f} points",
-            (i - width / 2, spiking_best),
+            (i - width / 2, max(seeds_of["spiking-ssm"])),
             textcoords="offset points",
             xytext=(0, 4),
             ha="center",
