@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/spikeforge demo
+	$(BIN)/neurojoule demo
 
 test: $(STAMP) bench-peers lint
 	$(BIN)/python -m pytest -q
@@ -30,7 +30,7 @@ bench-peers: $(STAMP)
 	$(BIN)/pip install --quiet --no-deps spikingjelly snntorch loguru
 
 bench: bench-peers
-	$(BIN)/spikeforge bench neuron
+	$(BIN)/neurojoule bench neuron
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -7,9 +7,9 @@ import json
 
 import torch
 
-from spikeforge.layers import S4D
-from spikeforge.neuron import LIFDynamics, lif
-from spikeforge.neuron.sdn import SurrogateDynamicNetwork, sdn_spikes
+from neurojoule.layers import S4D
+from neurojoule.neuron import LIFDynamics, lif
+from neurojoule.neuron.sdn import SurrogateDynamicNetwork, sdn_spikes
 
 
 def lif_cuda_matches_cpu() -> dict:

@@ -3,7 +3,7 @@ layers (the CUDA path) against matrix products on each step's input window (the 
 and for inference the windows in one pass against the forward's cache-sized chunks.
 `python benchmarks/sdn_forms.py [--json]`.
 
-Cases: one training step of `spikeforge sdn train` (batch 64 x 1024 steps, forward + backward,
+Cases: one training step of `neurojoule sdn train` (batch 64 x 1024 steps, forward + backward,
 batch norm in training mode) at the published width (8 channels) and a wider one (32), and
 inference of the folded network on the currents of a spiking layer (1024 neurons x 4096
 steps), as in SpikingSSM's "sdn" mode.
@@ -14,8 +14,8 @@ import sys
 
 import torch
 
-from spikeforge.bench import machine_description, median_seconds
-from spikeforge.neuron.sdn import SurrogateDynamicNetwork
+from neurojoule.bench import machine_description, median_seconds
+from neurojoule.neuron.sdn import SurrogateDynamicNetwork
 
 CPU = torch.device("cpu")
 

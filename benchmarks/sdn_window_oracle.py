@@ -13,8 +13,8 @@ import sys
 
 import torch
 
-from spikeforge.neuron.lif_core import lif_trace
-from spikeforge.neuron.sdn import (
+from neurojoule.neuron.lif_core import lif_trace
+from neurojoule.neuron.sdn import (
     SDN_DYNAMICS,
     SHIPPED_TAUS,
     causal_windows,

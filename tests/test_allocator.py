@@ -12,7 +12,7 @@ _PAGE = 4096
 # Allocates and touches a 64 MB block twice and prints the page faults of the second touch.
 _PROBE = """
 import resource, sys
-from spikeforge.allocator import keep_freed_memory
+from neurojoule.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 def touch():

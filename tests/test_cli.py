@@ -2,12 +2,12 @@ import json
 
 import pytest
 
-from spikeforge.cli import main
+from neurojoule.cli import main
 
 
 def test_version(capsys):
     assert main(["version"]) == 0
-    assert capsys.readouterr().out.startswith("spikeforge ")
+    assert capsys.readouterr().out.startswith("neurojoule ")
 
 
 @pytest.mark.parametrize(
@@ -62,11 +62,11 @@ def test_a_seed_given_to_a_command_without_randomness_is_an_error(capsys):
 def test_bad_energy_table_is_rejected_before_training(capsys):
     assert main(["demo", "--energy-table", "mac=4.6"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("spikeforge demo: error:") and "mac=" in err and err.count("\n") == 1
+    assert err.startswith("neurojoule demo: error:") and "mac=" in err and err.count("\n") == 1
 
 
 def test_library_value_errors_become_one_line(monkeypatch, capsys):
-    import spikeforge.train.demo as demo
+    import neurojoule.train.demo as demo
 
     def broken(*_, **__):
         raise ValueError("expected something, got something else")
@@ -75,7 +75,7 @@ def test_library_value_errors_become_one_line(monkeypatch, capsys):
     assert main(["demo"]) == 2
     assert (
         capsys.readouterr().err
-        == "spikeforge demo: error: expected something, got something else\n"
+        == "neurojoule demo: error: expected something, got something else\n"
     )
 
 
@@ -134,7 +134,7 @@ def test_cuda_is_refused_where_there_is_none(monkeypatch, capsys):
 
 
 def test_train_notes_a_config_written_for_another_task(monkeypatch, tmp_path, capsys):
-    from spikeforge.train import sequence
+    from neurojoule.train import sequence
 
     trained = []
     monkeypatch.setattr(

@@ -4,9 +4,9 @@ import json
 import pytest
 import yaml
 
-from spikeforge.bench.accuracy import format_table, run, summarize
-from spikeforge.bench.plots import plot_accuracy
-from spikeforge.cli import main
+from neurojoule.bench.accuracy import format_table, run, summarize
+from neurojoule.bench.plots import plot_accuracy
+from neurojoule.cli import main
 
 
 def _row(config, model, seed, accuracy, rate=None):
@@ -58,7 +58,7 @@ def test_plot_of_the_accuracies_is_a_png(tmp_path):
 
 @pytest.fixture
 def tiny_config(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NEUROJOULE_CACHE", str(tmp_path / "cache"))
     config = {
         "task": "listops",
         "task_options": {

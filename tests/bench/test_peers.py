@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from spikeforge.bench.neuron import (
+from neurojoule.bench.neuron import (
     SJ_DYNAMICS,
     SJ_TAU,
     SNNTORCH_DYNAMICS,

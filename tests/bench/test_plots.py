@@ -1,7 +1,7 @@
 import pytest
 
-from spikeforge.bench.plots import SERIES, plot_rows
-from spikeforge.cli import main
+from neurojoule.bench.plots import SERIES, plot_rows
+from neurojoule.cli import main
 
 
 def test_plot_is_a_png_and_skips_missing_values(tmp_path):

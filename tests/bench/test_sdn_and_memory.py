@@ -2,10 +2,10 @@ import json
 
 import torch
 
-from spikeforge.bench import memory
-from spikeforge.bench import sdn as bench_sdn
-from spikeforge.cli import main
-from spikeforge.neuron.sdn import exact_targets
+from neurojoule.bench import memory
+from neurojoule.bench import sdn as bench_sdn
+from neurojoule.cli import main
+from neurojoule.neuron.sdn import exact_targets
 
 SDN_KEYS = {"L", "bptt_s", "sltt_s", "sdn_s", "fastest_exact_s"}
 SDN_KEYS |= {"speedup_sdn_vs_bptt", "speedup_sdn_vs_fastest_exact"}

@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private SPIKEFORGE_CACHE for the test."""
+    """A private NEUROJOULE_CACHE for the test."""
     folder = tmp_path / "cache"
-    monkeypatch.setenv("SPIKEFORGE_CACHE", str(folder))
+    monkeypatch.setenv("NEUROJOULE_CACHE", str(folder))
     return folder

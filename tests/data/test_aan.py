@@ -2,7 +2,7 @@ import pytest
 import torch
 from official_formats import AAN_ROWS, write_aan
 
-from spikeforge.data.aan import AANDataset
+from neurojoule.data.aan import AANDataset
 
 
 def byte_tokens(text, length):

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from spikeforge.data.augment import Augmented, ImageAugmentation, random_crop, random_flip
+from neurojoule.data.augment import Augmented, ImageAugmentation, random_crop, random_flip
 
 
 def distinct_image(channels=2, height=5, width=6):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from official_formats import write_cifar10, write_cifar100, write_pickle
 
-from spikeforge.data.cifar import (
+from neurojoule.data.cifar import (
     GRAY_MEAN_STD,
     CIFARDataset,
     cifar_class_names,

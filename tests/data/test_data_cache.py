@@ -2,19 +2,19 @@ from pathlib import Path
 
 import pytest
 
-from spikeforge.data.cache import atomic_write_text, atomic_writer, cache_dir
+from neurojoule.data.cache import atomic_write_text, atomic_writer, cache_dir
 
 
 def test_cache_dir_follows_the_environment_and_is_created(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path / "a" / "b"))
+    monkeypatch.setenv("NEUROJOULE_CACHE", str(tmp_path / "a" / "b"))
     assert cache_dir() == tmp_path / "a" / "b"
     assert cache_dir().is_dir()
 
 
 def test_cache_dir_defaults_to_home_cache(tmp_path, monkeypatch):
-    monkeypatch.delenv("SPIKEFORGE_CACHE", raising=False)
+    monkeypatch.delenv("NEUROJOULE_CACHE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert cache_dir() == Path(tmp_path) / ".cache" / "spikeforge"
+    assert cache_dir() == Path(tmp_path) / ".cache" / "neurojoule"
     assert cache_dir().is_dir()
 
 

@@ -7,13 +7,13 @@ import pytest
 import torch
 from official_formats import write_fashion_torchvision, write_idx
 
-from spikeforge.data.fashion_mnist import (
+from neurojoule.data.fashion_mnist import (
     DEBIAN_DIR,
     FashionMNISTDataset,
     load_fashion_mnist,
     pixel_permutation,
 )
-from spikeforge.data.idx import read_idx
+from neurojoule.data.idx import read_idx
 
 needs_debian_files = pytest.mark.skipif(
     not DEBIAN_DIR.is_dir(),

@@ -2,8 +2,8 @@ import pytest
 import torch
 from official_formats import IMDB_REVIEWS, write_imdb
 
-from spikeforge.data.imdb import IMDBDataset, imdb_files
-from spikeforge.data.tokens import BYTE_VOCAB_SIZE
+from neurojoule.data.imdb import IMDBDataset, imdb_files
+from neurojoule.data.tokens import BYTE_VOCAB_SIZE
 
 
 def byte_tokens(text, length):

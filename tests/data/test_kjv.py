@@ -3,8 +3,8 @@ import shutil
 import numpy as np
 import pytest
 
-from spikeforge.data import kjv_corpus, kjv_verses, lm_task
-from spikeforge.data.kjv import Verse, words
+from neurojoule.data import kjv_corpus, kjv_verses, lm_task
+from neurojoule.data.kjv import Verse, words
 
 needs_bible = pytest.mark.skipif(
     shutil.which("bible") is None,

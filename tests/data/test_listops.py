@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from spikeforge.data import listops
-from spikeforge.data.listops import (
+from neurojoule.data import listops
+from neurojoule.data.listops import (
     ListOpsDataset,
     ListOpsSpec,
     generate_listops,
@@ -18,7 +18,7 @@ from spikeforge.data.listops import (
     read_listops_tsv,
     write_listops,
 )
-from spikeforge.data.tokens import pad_collate
+from neurojoule.data.tokens import pad_collate
 
 OPERATORS = {"[MIN", "[MAX", "[MED", "[SM"}
 SMALL = ListOpsSpec(n_train=120, n_val=30, n_test=30, min_length=20, max_length=120, seed=3)
@@ -171,7 +171,7 @@ def test_files_round_trip_in_the_lra_format(tmp_path):
         assert read_listops_tsv(path) == generated[split]
 
 
-def test_files_are_cached_under_spikeforge_cache_and_reused(cache, monkeypatch):
+def test_files_are_cached_under_neurojoule_cache_and_reused(cache, monkeypatch):
     paths = listops_files(SMALL)
     assert all(path.is_relative_to(cache) for path in paths.values())
     assert (paths["train"].parent / "spec.json").exists()

@@ -2,7 +2,7 @@ import pytest
 import torch
 from official_formats import write_pathfinder
 
-from spikeforge.data.pathfinder import PathfinderDataset, read_pathfinder_metadata
+from neurojoule.data.pathfinder import PathfinderDataset, read_pathfinder_metadata
 
 
 def test_images_become_row_by_row_sequences_with_labels(tmp_path):

@@ -8,7 +8,7 @@ from official_formats import (
     write_pathfinder,
 )
 
-from spikeforge.data import TASKS, sequence_task
+from neurojoule.data import TASKS, sequence_task
 
 
 def first_input(dataset):

@@ -3,8 +3,8 @@ import pytest
 import torch
 from official_formats import write_cifar10, write_cifar100, write_fashion_torchvision
 
-from spikeforge.data import FASHION_MNIST_MEAN_STD, TaskInfo, sequence_task
-from spikeforge.data.fashion_mnist import DEBIAN_DIR
+from neurojoule.data import FASHION_MNIST_MEAN_STD, TaskInfo, sequence_task
+from neurojoule.data.fashion_mnist import DEBIAN_DIR
 
 
 def stack(dataset):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from spikeforge.data import TokenWindows, Vocabulary, find_wikitext103, lm_task, wikitext103
-from spikeforge.data import wikitext as wikitext_module
+from neurojoule.data import TokenWindows, Vocabulary, find_wikitext103, lm_task, wikitext103
+from neurojoule.data import wikitext as wikitext_module
 
 TRAIN = "the cat sat on the mat\n\n = Heading = \nthe dog sat\n"
 VALID = "the cat ran\n"

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikeforge.energy import (
+from neurojoule.energy import (
     AccumulateConv,
     AccumulateConv1d,
     AccumulateConv2d,
@@ -13,7 +13,7 @@ from spikeforge.energy import (
     EnergyCounter,
     accumulate_only,
 )
-from spikeforge.neuron import LIF
+from neurojoule.neuron import LIF
 
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12}
 DTYPES = [torch.float32, torch.float64]
@@ -241,7 +241,7 @@ def test_a_shared_layer_is_replaced_everywhere():
 
 
 def test_events_summed_in_several_chunks_give_the_same_output(monkeypatch):
-    monkeypatch.setattr("spikeforge.energy.accumulate._MAX_GATHERED_ELEMENTS", 8)
+    monkeypatch.setattr("neurojoule.energy.accumulate._MAX_GATHERED_ELEMENTS", 8)
     dense = nn.Conv2d(3, 4, 3, padding=1).double()
     x = spikes(2, 3, 5, 5, dtype=torch.float64, rate=0.5)
     assert_close(AccumulateConv.from_dense(dense)(x), dense(x))

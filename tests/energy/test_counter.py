@@ -7,8 +7,8 @@ import torch
 from time_first_net import TimeFirstNet
 from torch import nn
 
-from spikeforge.energy import EnergyCounter, SynapticMatmul, conv_sops, measure_energy
-from spikeforge.neuron import LIF, SpikingNeuron
+from neurojoule.energy import EnergyCounter, SynapticMatmul, conv_sops, measure_energy
+from neurojoule.neuron import LIF, SpikingNeuron
 
 
 def count_one_call(module, *inputs, samples=1):
@@ -317,7 +317,7 @@ def test_model_must_be_a_module():
 
 
 def test_a_module_can_declare_its_own_macs():
-    from spikeforge.layers import S4D
+    from neurojoule.layers import S4D
 
     layer = S4D(2, 4)  # 2 channels, N = 4: two complex modes, one direction
     with EnergyCounter(layer) as counter:
@@ -329,7 +329,7 @@ def test_a_module_can_declare_its_own_macs():
 
 
 def test_bidirectional_ssm_counts_both_directions():
-    from spikeforge.layers import S4D
+    from neurojoule.layers import S4D
 
     layer = S4D(1, 8, bidirectional=True)  # four modes per direction
     with EnergyCounter(layer) as counter:

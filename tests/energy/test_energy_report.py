@@ -8,7 +8,7 @@ import torch
 from time_first_net import TimeFirstNet
 from torch import nn
 
-from spikeforge.energy import EnergyCounter, EnergyReport, get_energy_table, measure_energy
+from neurojoule.energy import EnergyCounter, EnergyReport, get_energy_table, measure_energy
 
 
 def measured(table="45nm"):

@@ -1,6 +1,6 @@
 import pytest
 
-from spikeforge.energy import DEFAULT_TABLE, ENERGY_TABLES, EnergyTable, get_energy_table
+from neurojoule.energy import DEFAULT_TABLE, ENERGY_TABLES, EnergyTable, get_energy_table
 
 
 def test_default_is_horowitz_45nm_float32():

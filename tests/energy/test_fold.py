@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from spikeforge.energy import fold_batchnorm, unfolded_batchnorms
-from spikeforge.neuron import LIF
+from neurojoule.energy import fold_batchnorm, unfolded_batchnorms
+from neurojoule.neuron import LIF
 
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12}
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from spikeforge.energy import EnergyCounter
-from spikeforge.neuron import LIF
+from neurojoule.energy import EnergyCounter
+from neurojoule.neuron import LIF
 
 
 def identity_pair():

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from spikeforge.neuron import LIF
+from neurojoule.neuron import LIF
 
 
 class TimeFirstNet(nn.Module):

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikeforge.layers import (
+from neurojoule.layers import (
     S4D,
     S4DBlock,
     SpikingS4DBlock,
@@ -12,7 +12,7 @@ from spikeforge.layers import (
     set_lif_mode,
     ssm_neurons,
 )
-from spikeforge.neuron import SSMNeuron
+from neurojoule.neuron import SSMNeuron
 
 H, N = 6, 8
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from spikeforge.layers import S4D, S4DKernel, fft_conv, ssm_parameter_groups
+from neurojoule.layers import S4D, S4DKernel, fft_conv, ssm_parameter_groups
 
 
 def _complex(p: torch.Tensor) -> np.ndarray:

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from spikeforge.layers.attention import SpikingSelfAttention
-from spikeforge.layers.mixer import AxisLinear, MixerBlock
-from spikeforge.layers.patch import SpikingPatchEncoding, SpikingPatchSplitting
-from spikeforge.layers.time_first import TimeFolded
+from neurojoule.layers.attention import SpikingSelfAttention
+from neurojoule.layers.mixer import AxisLinear, MixerBlock
+from neurojoule.layers.patch import SpikingPatchEncoding, SpikingPatchSplitting
+from neurojoule.layers.time_first import TimeFolded
 
 
 def spikes(*shape, rate=0.3, dtype=torch.float64):

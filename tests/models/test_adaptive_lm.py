@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikeforge.energy import EnergyCounter
-from spikeforge.layers.adaptive import AdaptiveInput, AdaptiveSoftmax
-from spikeforge.models import build_model
+from neurojoule.energy import EnergyCounter
+from neurojoule.layers.adaptive import AdaptiveInput, AdaptiveSoftmax
+from neurojoule.models import build_model
 
 VOCAB, D_MODEL, CUTOFFS = 23, 16, [5, 12]
 

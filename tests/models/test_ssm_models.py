@@ -2,15 +2,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spikeforge.energy import EnergyCounter
-from spikeforge.layers import (
+from neurojoule.energy import EnergyCounter
+from neurojoule.layers import (
     S4DBlock,
     SpikingS4DBlock,
     set_lif_mode,
     ssm_neurons,
     ssm_parameter_groups,
 )
-from spikeforge.models import (
+from neurojoule.models import (
     CausalLM,
     SequenceClassifier,
     SSMConfig,

@@ -4,16 +4,16 @@ inference on real Fashion-MNIST images."""
 import pytest
 import torch
 
-from spikeforge.data import FashionMNISTDataset
-from spikeforge.energy import (
+from neurojoule.data import FashionMNISTDataset
+from neurojoule.energy import (
     accumulate_only,
     fold_batchnorm,
     measure_energy,
     unfolded_batchnorms,
 )
-from spikeforge.models import build_model
-from spikeforge.models.registry import model_entry, parameter_count
-from spikeforge.neuron import SpikingNeuron
+from neurojoule.models import build_model
+from neurojoule.models.registry import model_entry, parameter_count
+from neurojoule.neuron import SpikingNeuron
 
 # Parameter counts as published: spiking MLP (Li et al., TNNLS 2024, ImageNet) and Spikformer
 # (Zhou et al., ICLR 2023: 9.32M on CIFAR-10, 66.34M on ImageNet).

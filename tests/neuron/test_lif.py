@@ -3,8 +3,8 @@ import itertools
 import pytest
 import torch
 
-import spikeforge.neuron.lif_core as lif_module
-from spikeforge.neuron import LIF, LIFDynamics, lif, lif_trace
+import neurojoule.neuron.lif_core as lif_module
+from neurojoule.neuron import LIF, LIFDynamics, lif, lif_trace
 
 
 class _StraightThroughStep(torch.autograd.Function):

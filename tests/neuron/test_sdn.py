@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from spikeforge.neuron.sdn import (
+from neurojoule.neuron.sdn import (
     SHIPPED_TAUS,
     SurrogateDynamicNetwork,
     exact_targets,
@@ -68,7 +68,7 @@ def test_window_form_equals_the_convolutions(channels, kernel_size, depth):
 
 def test_inference_in_chunks_equals_one_pass(monkeypatch):
     """In eval mode on a CPU the rows go through in chunks of CHUNK_STEPS time steps."""
-    import spikeforge.neuron.sdn as sdn_module
+    import neurojoule.neuron.sdn as sdn_module
 
     net = SurrogateDynamicNetwork(0.25, depth=2).eval()
     y = torch.randn(7, 30)
@@ -117,7 +117,7 @@ def test_files_of_the_first_format_load_as_depth_one(tmp_path):
     save_sdn(net, path)
     payload = json.loads(path.read_text())
     del payload["depth"]
-    payload["format"] = "spikeforge-sdn-1"
+    payload["format"] = "neurojoule-sdn-1"
     payload["state"] = {k.replace("mixes.0.", "mix."): v for k, v in payload["state"].items()}
     path.write_text(json.dumps(payload))
     y = torch.randn(3, 40)
@@ -144,11 +144,11 @@ def test_gradient_flows_only_through_the_direct_term():
 
 
 def test_unknown_tau_and_bad_files_give_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="spikeforge sdn train --tau 0.3"):
+    with pytest.raises(ValueError, match="neurojoule sdn train --tau 0.3"):
         load_sdn(0.3)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="not a spikeforge SDN file"):
+    with pytest.raises(ValueError, match="not a neurojoule SDN file"):
         load_sdn(path=bad)
     with pytest.raises(ValueError, match="input currents"):
         SurrogateDynamicNetwork(0.125)(torch.randn(2, 3, 4))

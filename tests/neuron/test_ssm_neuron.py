@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from spikeforge.neuron import SSMNeuron, lif
+from neurojoule.neuron import SSMNeuron, lif
 
 
 def test_threshold_scaling_equals_lif_with_that_threshold():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikeforge.neuron import ATan, Rectangular, Sigmoid, Triangle, get_surrogate, spike
+from neurojoule.neuron import ATan, Rectangular, Sigmoid, Triangle, get_surrogate, spike
 
 # The derivative of each surrogate, written from its textbook formula in numpy.
 ANALYTIC = {

@@ -1,6 +1,6 @@
 import pytest
 
-from spikeforge.train.config import config_names, load_config
+from neurojoule.train.config import config_names, load_config
 
 REFERENCE_ROWS = {
     # (d_model, d_state, prenorm, norm, dropout, lr, weight_decay, batch, epochs), REFERENCE §1

@@ -1,4 +1,4 @@
-from spikeforge.train.demo import run_demo
+from neurojoule.train.demo import run_demo
 
 
 def test_short_demo_learns_digits_and_reports_energy():
@@ -12,10 +12,10 @@ def test_short_demo_learns_digits_and_reports_energy():
 
 
 def test_listops_demo_trains_spiking_ssm_and_reports(tmp_path, monkeypatch, capsys):
-    import spikeforge.train.config as config_module
-    from spikeforge.cli import main
+    import neurojoule.train.config as config_module
+    from neurojoule.cli import main
 
-    monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NEUROJOULE_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     real_load = config_module.load_config
     tiny = [

@@ -6,10 +6,10 @@ import shutil
 import pytest
 import torch
 
-from spikeforge.cli import main
-from spikeforge.train.config import load_config
-from spikeforge.train.language_model import evaluate_lm, is_lm_checkpoint, train_lm
-from spikeforge.train.sequence import load_checkpoint
+from neurojoule.cli import main
+from neurojoule.train.config import load_config
+from neurojoule.train.language_model import evaluate_lm, is_lm_checkpoint, train_lm
+from neurojoule.train.sequence import load_checkpoint
 
 SUBJECTS, VERBS, OBJECTS = ("the cat", "a dog", "the bird"), ("sees", "eats"), ("fish", "seeds")
 TINY = [
@@ -36,7 +36,7 @@ def write_tiny_wikitext(root):
 
 @pytest.fixture
 def wikitext_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NEUROJOULE_CACHE", str(tmp_path / "cache"))
     return write_tiny_wikitext(tmp_path)
 
 

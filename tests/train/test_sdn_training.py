@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from spikeforge.cli import main
-from spikeforge.neuron.sdn import SurrogateDynamicNetwork, save_sdn, spike_agreement
-from spikeforge.train.sdn import make_dataset, train_sdn
+from neurojoule.cli import main
+from neurojoule.neuron.sdn import SurrogateDynamicNetwork, save_sdn, spike_agreement
+from neurojoule.train.sdn import make_dataset, train_sdn
 
 
 def test_training_beats_the_untrained_network():
@@ -39,7 +39,7 @@ def test_cli_train_then_eval(tmp_path, capsys):
 
 
 def test_evaluation_inputs_are_never_training_inputs(monkeypatch):
-    from spikeforge.train import sdn as sdn_training
+    from neurojoule.train import sdn as sdn_training
 
     seen = []
     monkeypatch.setattr(
@@ -55,7 +55,7 @@ def test_evaluation_inputs_are_never_training_inputs(monkeypatch):
 
 
 def test_evaluation_rejects_too_few_sequences_and_a_file_of_another_tau(tmp_path, capsys):
-    from spikeforge.train.sdn import evaluate_sdn
+    from neurojoule.train.sdn import evaluate_sdn
 
     with pytest.raises(ValueError, match="at least 4 sequences"):
         evaluate_sdn(SurrogateDynamicNetwork(0.5).eval(), sequences=3)

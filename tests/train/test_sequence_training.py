@@ -4,11 +4,11 @@ import json
 import pytest
 import torch
 
-from spikeforge.cli import main
-from spikeforge.neuron.sdn import SurrogateDynamicNetwork, save_sdn
-from spikeforge.train import sequence
-from spikeforge.train.config import load_config
-from spikeforge.train.sequence import (
+from neurojoule.cli import main
+from neurojoule.neuron.sdn import SurrogateDynamicNetwork, save_sdn
+from neurojoule.train import sequence
+from neurojoule.train.config import load_config
+from neurojoule.train.sequence import (
     AtomicCheckpointIO,
     evaluate,
     load_checkpoint,
@@ -27,7 +27,7 @@ TINY = [
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPIKEFORGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NEUROJOULE_CACHE", str(tmp_path / "cache"))
 
 
 def test_train_writes_checkpoints_log_and_mode_then_resumes(tmp_path, cache, monkeypatch):
@@ -116,7 +116,7 @@ def test_eval_in_sdn_mode_and_checkpoint_reload(tmp_path, cache):
 def test_bad_checkpoints_are_rejected(tmp_path):
     garbage = tmp_path / "bad.ckpt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a spikeforge training checkpoint"):
+    with pytest.raises(ValueError, match="not a neurojoule training checkpoint"):
         load_checkpoint(garbage)
     with pytest.raises(ValueError, match="no checkpoint file"):
         load_checkpoint(tmp_path / "missing.ckpt")
@@ -133,7 +133,7 @@ def test_checkpoint_writes_are_atomic(tmp_path):
 
 
 def test_sdn_agreement_on_the_currents_a_trained_model_receives(tmp_path, cache, capsys):
-    from spikeforge.train.sdn import evaluate_sdn_on_model
+    from neurojoule.train.sdn import evaluate_sdn_on_model
 
     out = tmp_path / "run"
     train(load_config("listops-cpu", TINY), out, progress=False)
@@ -158,8 +158,8 @@ def test_sdn_agreement_on_the_currents_a_trained_model_receives(tmp_path, cache,
 
 
 def test_spike_rate_penalty_adds_the_firing_rate_beyond_the_target_to_the_loss(cache):
-    from spikeforge.layers import ssm_neurons
-    from spikeforge.train.sequence import SequenceModule, make_splits
+    from neurojoule.layers import ssm_neurons
+    from neurojoule.train.sequence import SequenceModule, make_splits
 
     config = load_config("listops-cpu", [*TINY, "model_options.n_layers=2"])
     train_set, _, _, info = make_splits(config)
@@ -190,8 +190,8 @@ def test_spike_rate_penalty_adds_the_firing_rate_beyond_the_target_to_the_loss(c
 
 
 def test_validation_inside_a_training_epoch_keeps_the_rates_apart(cache):
-    from spikeforge.layers import ssm_neurons
-    from spikeforge.train.sequence import SequenceModule, make_splits
+    from neurojoule.layers import ssm_neurons
+    from neurojoule.train.sequence import SequenceModule, make_splits
 
     config = load_config("listops-cpu", [*TINY, "model_options.n_layers=1"])
     train_set, val_set, _, info = make_splits(config)

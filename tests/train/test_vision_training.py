@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from spikeforge.cli import main
-from spikeforge.data.fashion_mnist import find_fashion_mnist
+from neurojoule.cli import main
+from neurojoule.data.fashion_mnist import find_fashion_mnist
 
 
 @pytest.fixture
@@ -54,8 +54,8 @@ def test_train_then_eval_reports_accuracy_rates_energy_and_mfi(
 def test_tet_loss_is_the_mean_of_the_per_step_cross_entropies(model):
     import torch
 
-    from spikeforge.train.config import load_config
-    from spikeforge.train.sequence import SequenceModule, make_splits
+    from neurojoule.train.config import load_config
+    from neurojoule.train.sequence import SequenceModule, make_splits
 
     overrides = [f"model={model}", "task=digits", "model_options.steps=3"]
     config = load_config("fashion-mnist", overrides)
@@ -80,9 +80,9 @@ def test_tet_loss_is_the_mean_of_the_per_step_cross_entropies(model):
 
 
 def test_tet_loss_needs_a_model_with_per_step_outputs():
-    from spikeforge.data.tasks import TaskInfo
-    from spikeforge.train.config import load_config
-    from spikeforge.train.sequence import SequenceModule
+    from neurojoule.data.tasks import TaskInfo
+    from neurojoule.train.config import load_config
+    from neurojoule.train.sequence import SequenceModule
 
     with pytest.raises(ValueError, match="loss must be one of"):
         load_config("listops-cpu", ["loss=mse"])

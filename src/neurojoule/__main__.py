@@ -1,0 +1,3 @@
+from neurojoule.cli import main
+
+raise SystemExit(main())

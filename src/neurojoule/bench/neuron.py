@@ -1,0 +1,143 @@
+"""Exact LIF forward + backward: neurojoule against SpikingJelly and snnTorch, side by side.
+
+Each peer runs the same input [L, channels] in the configuration that matches one of ours:
+  - SpikingJelly multi-step LIFNode  vs  input decay, tau = 2, hard reset, sigmoid(alpha=4)
+  - snnTorch Leaky (zero reset, no reset delay) vs multiplicative decay, tau = 0.125, hard
+    reset, atan(alpha=2): snnTorch's own loop over time, as its users write it.
+Times are medians of repeated runs after three warm-up runs; spikes are compared element for
+element.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import torch
+from tqdm import tqdm
+
+from neurojoule.bench import time_forward_backward
+from neurojoule.neuron import LIFDynamics, lif
+
+SJ_DYNAMICS = LIFDynamics(decay="input", reset="hard", surrogate="sigmoid(alpha=4)")
+SJ_TAU = 2.0
+SNNTORCH_DYNAMICS = LIFDynamics(decay="multiplicative", reset="hard", surrogate="atan(alpha=2)")
+SNNTORCH_TAU = 0.125
+
+
+def ours(dynamics: LIFDynamics, tau: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda x: lif(x, time_dim=0, tau=tau, dynamics=dynamics)[0]
+
+
+def spikingjelly_lif() -> Callable[[torch.Tensor], torch.Tensor] | None:
+    # SpikingJelly's import makes torch log that triton is missing (irrelevant on a CPU).
+    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
+    try:
+        from spikingjelly.activation_based import neuron, surrogate
+    except ImportError:
+        return None
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        node = neuron.LIFNode(
+            tau=SJ_TAU,
+            decay_input=True,
+            v_threshold=1.0,
+            v_reset=0.0,
+            surrogate_function=surrogate.Sigmoid(alpha=4.0),
+            step_mode="m",
+        )
+        return node(x)
+
+    return run
+
+
+def snntorch_leaky() -> Callable[[torch.Tensor], torch.Tensor] | None:
+    try:
+        import snntorch
+        from snntorch import surrogate
+    except ImportError:
+        return None
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        node = snntorch.Leaky(
+            beta=SNNTORCH_TAU,
+            threshold=1.0,
+            spike_grad=surrogate.atan(alpha=2.0),
+            reset_mechanism="zero",
+            reset_delay=False,
+        )
+        mem = torch.zeros_like(x[0])
+        spikes = []
+        for x_t in x:
+            s, mem = node(x_t, mem)
+            spikes.append(s)
+        return torch.stack(spikes)
+
+    return run
+
+
+def run(
+    lengths=(1024, 4096, 16384),
+    channels: int = 2048,
+    repeats: int = 5,
+    snntorch_max_length: int = 4096,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict]:
+    """One row per length with our times, the peers' times, speed-ups and spike equality."""
+    peers = {"spikingjelly": spikingjelly_lif(), "snntorch": snntorch_leaky()}
+    jobs = [(length, peer) for length in lengths for peer in peers]
+    bar = tqdm(jobs, desc="bench neuron", unit="case", disable=not progress)
+    rows = {length: {"L": length} for length in lengths}
+    generator = torch.Generator().manual_seed(seed)
+    for length, peer in bar:
+        bar.set_postfix_str(f"L={length} vs {peer}")
+        x = torch.randn(length, channels, generator=generator)
+        weight = torch.randn(length, channels, generator=generator)
+        row = rows[length]
+        runner = peers[peer]
+        skipped = runner is None or (peer == "snntorch" and length > snntorch_max_length)
+        dyn, tau = (
+            (SJ_DYNAMICS, SJ_TAU) if peer == "spikingjelly" else (SNNTORCH_DYNAMICS, SNNTORCH_TAU)
+        )
+        ours_s, our_spikes = time_forward_backward(ours(dyn, tau), x, weight, repeats)
+        row["ours_s" if peer == "spikingjelly" else "ours_snntorch_config_s"] = ours_s
+        if skipped:
+            row.update(
+                {f"{peer}_s": None, f"speedup_vs_{peer}": None, f"{peer}_spikes_equal": None}
+            )
+            continue
+        peer_s, peer_spikes = time_forward_backward(runner, x, weight, repeats)
+        row[f"{peer}_s"] = peer_s
+        row[f"speedup_vs_{peer}"] = peer_s / ours_s
+        row[f"{peer}_spikes_equal"] = bool(torch.equal(our_spikes, peer_spikes))
+    result = []
+    for row in rows.values():
+        checks = [
+            row[k]
+            for k in ("spikingjelly_spikes_equal", "snntorch_spikes_equal")
+            if row[k] is not None
+        ]
+        row["spikes_equal"] = all(checks) if checks else None
+        result.append(row)
+    return result
+
+
+def format_table(rows: list[dict], channels: int, machine: str) -> str:
+    def cell(value, fmt):
+        return "—" if value is None else format(value, fmt)
+
+    lines = [
+        f"LIF forward+backward, {channels} channels, seconds (median); {machine}",
+        f"{'L':>6} {'ours (SJ cfg)':>14} {'SpikingJelly':>13} {'speed-up':>9} "
+        f"{'ours (snn cfg)':>15} {'snnTorch':>9} {'speed-up':>9} {'same spikes':>12}",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['L']:>6} {cell(r.get('ours_s'), '.4f'):>14} "
+            f"{cell(r['spikingjelly_s'], '.4f'):>13} "
+            f"{cell(r['speedup_vs_spikingjelly'], '.1f'):>9} "
+            f"{cell(r.get('ours_snntorch_config_s'), '.4f'):>15} {cell(r['snntorch_s'], '.3f'):>9} "
+            f"{cell(r['speedup_vs_snntorch'], '.1f'):>9} {cell(r['spikes_equal'], ''):>12}"
+        )
+    return "\n".join(lines)

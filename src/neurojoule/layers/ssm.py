@@ -1,0 +1,225 @@
+"""Diagonal state space (S4D) convolution: the "dendrite" of the spiking SSM block.
+
+Per channel h and complex mode n (N/2 modes for a state size N):
+    A = -exp(log_A_real) + i * A_imag,   dt = exp(log_dt)
+    ZOH:  A_bar = exp(dt A),   B_bar = (exp(dt A) - 1) / A * B
+    K[h, l] = 2 Re( sum_n C_n B_bar_n A_bar_n^l )
+The layer computes y = causal_conv(u, K) + D u with FFTs of length 2L. A bidirectional
+kernel adds an anti-causal part: a second, independent kernel run over the reversed sequence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+INITS = ("lin", "inv")
+KERNEL_LR_MAX = 1e-3
+
+
+def _imag_init(init: str, d_state: int) -> torch.Tensor:
+    n = torch.arange(d_state // 2, dtype=torch.float64)
+    if init == "lin":
+        return (math.pi * n).float()
+    # inv: N/pi * (N/(2n+1) - 1), from the asymptotics of the HiPPO eigenvalues
+    return (d_state / math.pi * (d_state / (2 * n + 1) - 1)).float()
+
+
+def _check_config(d_model: int, d_state: int, dt_min: float, dt_max: float, init: str) -> None:
+    if d_model < 1:
+        raise ValueError(f"S4D d_model must be >= 1, got {d_model}")
+    if d_state < 2 or d_state % 2:
+        raise ValueError(f"S4D d_state must be even and >= 2 (N/2 complex modes), got {d_state}")
+    if not 0 < dt_min <= dt_max:
+        raise ValueError(f"S4D needs 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
+    if init not in INITS:
+        raise ValueError(f"S4D init must be one of {INITS}, got {init!r}")
+
+
+class S4DKernel(nn.Module):
+    """Convolution kernels of H diagonal SSMs (2H when bidirectional), d_state/2 complex modes.
+
+    Parameters are laid out per kernel channel: rows [0, H) are the causal kernel, rows
+    [H, 2H) the anti-causal one. `C` and `B` are complex, stored as real views [..., 2].
+    `forward(length)` returns the kernels shaped [directions, H, length].
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 64,
+        *,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        init: str = "lin",
+        bidirectional: bool = False,
+        trainable_B: bool = False,
+    ):
+        super().__init__()
+        _check_config(d_model, d_state, dt_min, dt_max, init)
+        self.d_model = d_model
+        self.d_state = d_state
+        self.init = init
+        self.bidirectional = bidirectional
+        self.trainable_B = trainable_B
+        channels = self.directions * d_model
+        modes = d_state // 2
+
+        log_dt = torch.empty(channels).uniform_(math.log(dt_min), math.log(dt_max))
+        self.log_dt = nn.Parameter(log_dt)
+        self.log_A_real = nn.Parameter(torch.full((channels, modes), math.log(0.5)))
+        self.A_imag = nn.Parameter(_imag_init(init, d_state).repeat(channels, 1))
+        # Real and imaginary parts N(0, 1/2) each: a complex standard normal.
+        self.C = nn.Parameter(torch.randn(channels, modes, 2) * math.sqrt(0.5))
+        B = torch.view_as_real(torch.ones(channels, modes, dtype=torch.cfloat)).clone()
+        if trainable_B:
+            self.B = nn.Parameter(B)
+        else:
+            self.register_buffer("B", B)
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def A(self) -> torch.Tensor:
+        """The continuous-time diagonal state matrix, complex [channels, modes]."""
+        return torch.complex(-torch.exp(self.log_A_real), self.A_imag)
+
+    def kernel_parameters(self) -> list[nn.Parameter]:
+        """Parameters that train with a capped learning rate and no weight decay."""
+        params = [self.log_dt, self.log_A_real, self.A_imag]
+        return params + [self.B] if self.trainable_B else params
+
+    def forward(self, length: int) -> torch.Tensor:
+        A = self.A
+        dtA = A * torch.exp(self.log_dt).unsqueeze(-1)
+        C = torch.view_as_complex(self.C)
+        B = torch.view_as_complex(self.B)
+        # expm1 keeps (exp(dtA) - 1) accurate when dt|A| is tiny (Path-X uses dt down to 1e-4).
+        weights = C * B * torch.expm1(dtA) / A
+        steps = torch.arange(length, device=dtA.device, dtype=dtA.real.dtype)
+        # Re(w e^{(a + ib) l}) = e^{al} (Re w cos bl - Im w sin bl): real exp/cos/sin are several
+        # times faster than a complex exp on a CPU, forward and backward.
+        decay = torch.exp(dtA.real.unsqueeze(-1) * steps)
+        phase = dtA.imag.unsqueeze(-1) * steps
+        real_part = weights.real.unsqueeze(-1) * torch.cos(phase)
+        real_part = real_part - weights.imag.unsqueeze(-1) * torch.sin(phase)
+        kernel = 2 * (decay * real_part).sum(1)
+        return kernel.view(self.directions, self.d_model, length)
+
+    def extra_repr(self) -> str:
+        return (
+            f"d_model={self.d_model}, d_state={self.d_state}, init={self.init!r}, "
+            f"bidirectional={self.bidirectional}, trainable_B={self.trainable_B}"
+        )
+
+
+def _pad_to(k: torch.Tensor, length: int) -> torch.Tensor:
+    if k.shape[-1] > length:
+        raise ValueError(f"kernel length {k.shape[-1]} exceeds the input length {length}")
+    return F.pad(k, (0, length - k.shape[-1]))
+
+
+def _two_sided_kernel(k_causal: torch.Tensor, k_anticausal: torch.Tensor) -> torch.Tensor:
+    """One length-2L kernel whose circular convolution gives both directions at once.
+
+    Tap m >= 0 weighs u[t - m] (causal); tap 2L - j weighs u[t + j] (anti-causal); both
+    kernels have a tap at lag 0, so index 0 holds their sum and index L stays zero.
+    """
+    lag0 = F.pad(k_anticausal[..., :1], (0, k_causal.shape[-1] - 1))
+    future = F.pad(k_anticausal[..., 1:].flip(-1), (1, 0))
+    return torch.cat([k_causal + lag0, future], dim=-1)
+
+
+def fft_conv(
+    u: torch.Tensor, k: torch.Tensor, k_anticausal: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Convolve along the last axis: y[t] = sum_j k[j] u[t-j] (+ sum_j k_anticausal[j] u[t+j]).
+
+    Kernels broadcast against `u` and may be shorter than it. The anti-causal part equals
+    flip(causal_conv(flip(u), k_anticausal)).
+    """
+    length = u.shape[-1]
+    k = _pad_to(k, length)
+    if k_anticausal is not None:
+        k = _two_sided_kernel(k, _pad_to(k_anticausal, length))
+    n = 2 * length
+    y = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(k, n=n), n=n)
+    return y[..., :length]
+
+
+class S4D(nn.Module):
+    """S4D layer on [B, H, L]: y = conv(u, K) + D u, with the kernel as long as the input."""
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 64,
+        *,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        init: str = "lin",
+        bidirectional: bool = False,
+        trainable_B: bool = False,
+    ):
+        super().__init__()
+        self.d_model = d_model
+        self.kernel = S4DKernel(
+            d_model,
+            d_state,
+            dt_min=dt_min,
+            dt_max=dt_max,
+            init=init,
+            bidirectional=bidirectional,
+            trainable_B=trainable_B,
+        )
+        self.D = nn.Parameter(torch.randn(d_model))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        self._check_input(u)
+        k = self.kernel(u.shape[-1])
+        k_anticausal = k[1] if self.kernel.bidirectional else None
+        return fft_conv(u, k[0], k_anticausal) + self.D.unsqueeze(-1) * u
+
+    def energy_dense_macs(self, u: torch.Tensor, output: torch.Tensor) -> int:
+        """Multiply-adds of running this layer as its recurrence at inference, per step and
+        channel: the N/2 complex modes cost 4 (A h) + 2 (B u) + 2 (Re C h) real MACs each, per
+        kernel direction, plus 1 for D u. Read by neurojoule.energy's counter."""
+        batch, channels, length = u.shape
+        per_step = self.kernel.directions * 8 * self.kernel.A.shape[-1] + 1
+        return batch * channels * length * per_step
+
+    def _check_input(self, u: torch.Tensor) -> None:
+        if u.ndim != 3 or u.shape[1] != self.d_model:
+            raise ValueError(
+                f"S4D expects input shaped [B, H, L] with H = d_model = {self.d_model}, "
+                f"got {list(u.shape)}"
+            )
+        if not u.is_floating_point():
+            raise ValueError(f"S4D expects a floating point input, got {u.dtype}")
+
+
+def ssm_parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
+    """Optimizer groups: S4D kernel parameters (lr capped at 1e-3, no weight decay), the rest.
+
+    Every parameter of `model` appears exactly once; empty groups are left out.
+    """
+    kernel_params: dict[int, nn.Parameter] = {}
+    for module in model.modules():
+        if isinstance(module, S4DKernel):
+            kernel_params.update((id(p), p) for p in module.kernel_parameters())
+    others = [p for p in model.parameters() if id(p) not in kernel_params]
+    groups = [
+        {"name": "default", "params": others, "lr": lr, "weight_decay": weight_decay},
+        {
+            "name": "ssm_kernel",
+            "params": list(kernel_params.values()),
+            "lr": min(lr, KERNEL_LR_MAX),
+            "weight_decay": 0.0,
+        },
+    ]
+    return [group for group in groups if group["params"]]

@@ -1,3 +1,0 @@
-from spikeforge.cli import main
-
-raise SystemExit(main())
