@@ -14,8 +14,9 @@ import sys
 
 import torch
 
-from neurojoule.bench import machine_description, median_seconds
+from neurojoule.bench import machine_description
 from neurojoule.neuron.sdn import SurrogateDynamicNetwork
+from neurojoule.util.timing import median_seconds
 
 CPU = torch.device("cpu")
 

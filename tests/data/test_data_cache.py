@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from neurojoule.data.cache import atomic_write_text, atomic_writer, cache_dir
+from neurojoule.data.cache import cache_dir
+from neurojoule.util.files import atomic_write_text, atomic_writer
 
 
 def test_cache_dir_follows_the_environment_and_is_created(tmp_path, monkeypatch):

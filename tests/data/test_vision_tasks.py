@@ -3,7 +3,7 @@ import pytest
 import torch
 from official_formats import write_cifar10, write_cifar100, write_fashion_torchvision
 
-from neurojoule.data import FASHION_MNIST_MEAN_STD, TaskInfo, sequence_task
+from neurojoule.data import FASHION_MNIST_MEAN_STD, TaskInfo, classification_task
 from neurojoule.data.fashion_mnist import DEBIAN_DIR
 
 
@@ -28,7 +28,7 @@ def padded_crops(image, padding, fill):
 
 def test_fashion_mnist_images(tmp_path):
     root = write_fashion_torchvision(tmp_path, n_train=30, n_test=10)
-    train, val, test, info = sequence_task("fashion-mnist", root, val_fraction=0.2)
+    train, val, test, info = classification_task("fashion-mnist", root, val_fraction=0.2)
     assert (len(train), len(val), len(test)) == (24, 6, 10)
     assert set(train.indices).isdisjoint(val.indices)
     assert info == TaskInfo("fashion-mnist", 10, 784, in_channels=1, image_size=28)
@@ -41,7 +41,7 @@ def test_fashion_mnist_images(tmp_path):
 def test_cifar10_images_normalised_per_channel(tmp_path):
     batches = write_cifar10(tmp_path)
     mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
-    train, val, test, info = sequence_task(
+    train, val, test, info = classification_task(
         "cifar10", tmp_path, normalize=(mean, std), val_fraction=0.2
     )
     assert (len(train), len(val), len(test)) == (8, 2, 3)
@@ -55,7 +55,7 @@ def test_cifar10_images_normalised_per_channel(tmp_path):
 
 def test_cifar100_images_with_fine_labels(tmp_path):
     splits = write_cifar100(tmp_path)
-    train, val, test, info = sequence_task("cifar100", tmp_path, val_fraction=0.25)
+    train, val, test, info = classification_task("cifar100", tmp_path, val_fraction=0.25)
     assert (len(train), len(val), len(test)) == (3, 1, 2)
     assert info == TaskInfo("cifar100", 100, 1024, in_channels=3, image_size=32)
     images, labels = stack(test)
@@ -68,7 +68,7 @@ def test_digits_are_a_stratified_seeded_split_of_all_images():
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    train, val, test, info = sequence_task("digits", val_fraction=0.1, test_fraction=0.2)
+    train, val, test, info = classification_task("digits", val_fraction=0.1, test_fraction=0.2)
     assert info == TaskInfo("digits", 10, 64, in_channels=1, image_size=8)
     assert len(train) + len(val) + len(test) == 1797
     assert (len(val), len(test)) == pytest.approx((180, 360), abs=1)
@@ -81,8 +81,8 @@ def test_digits_are_a_stratified_seeded_split_of_all_images():
     torch.testing.assert_close(images[order], expected[expected_order])
     val_counts = np.bincount(parts[1][1], minlength=10)
     assert np.all(np.abs(val_counts - np.bincount(digits.target) * 0.1) <= 1.5)
-    again = sequence_task("digits", seed=0)[1]
-    other = sequence_task("digits", seed=1)[1]
+    again = classification_task("digits", seed=0)[1]
+    other = classification_task("digits", seed=1)[1]
     assert torch.equal(stack(again)[0], parts[1][0])
     assert not torch.equal(stack(other)[0], parts[1][0])
 
@@ -105,8 +105,8 @@ def test_augmentation_changes_only_the_training_inputs(
     make_root(tmp_path)
     root = None if name == "digits" else tmp_path
     options = dict(crop_padding=padding, flip=True, normalize=normalize, seed=3)
-    clean = sequence_task(name, root, **options)
-    augmented = sequence_task(name, root, augment=True, **options)
+    clean = classification_task(name, root, **options)
+    augmented = classification_task(name, root, augment=True, **options)
     assert augmented[3] == clean[3]
     for split in (1, 2):  # validation and test untouched
         clean_inputs, clean_labels = stack(clean[split])
@@ -128,21 +128,21 @@ def test_augmentation_changes_only_the_training_inputs(
 def test_image_tasks_name_their_options_and_check_them(tmp_path):
     write_cifar10(tmp_path)
     with pytest.raises(ValueError, match=r"no options \['crop_pad'\].*'crop_padding'.*'flip'"):
-        sequence_task("cifar10", tmp_path, crop_pad=2)
+        classification_task("cifar10", tmp_path, crop_pad=2)
     with pytest.raises(ValueError, match="crop_padding must be an int >= 0, got -1"):
-        sequence_task("cifar10", tmp_path, crop_padding=-1)
+        classification_task("cifar10", tmp_path, crop_padding=-1)
     with pytest.raises(ValueError, match="val_fraction \\+ test_fraction must be below 1"):
-        sequence_task("digits", val_fraction=0.5, test_fraction=0.5)
+        classification_task("digits", val_fraction=0.5, test_fraction=0.5)
 
 
-def test_sequence_tasks_have_no_image_size(tmp_path):
+def test_classification_tasks_have_no_image_size(tmp_path):
     write_cifar10(tmp_path)
-    assert sequence_task("cifar-gray-seq", tmp_path)[3].image_size is None
+    assert classification_task("cifar-gray-seq", tmp_path)[3].image_size is None
 
 
 @pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason=f"{DEBIAN_DIR} is absent")
 def test_real_fashion_mnist_images():
-    train, val, test, info = sequence_task("fashion-mnist", augment=True)
+    train, val, test, info = classification_task("fashion-mnist", augment=True)
     assert (len(train), len(val), len(test)) == (54_000, 6_000, 10_000)
     image, label = train[0]
     assert image.shape == (1, 28, 28) and 0 <= label < 10

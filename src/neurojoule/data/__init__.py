@@ -1,7 +1,7 @@
 """Datasets: generators, loaders of real published files, encoders.
 
 Long-sequence tasks (SpikingSSM / Long Range Arena) and image tasks (Fashion-MNIST,
-CIFAR-10/100, digits) by name: `sequence_task`; language modelling (WikiText-103, the King
+CIFAR-10/100, digits) by name: `classification_task`; language modelling (WikiText-103, the King
 James Bible) by name: `lm_task`. Every dataset returns (input, label); token inputs are
 LongTensor ids with 0 for padding, real-valued sequences are float tensors [L, channels],
 images float tensors [C, H, W]. Generated data is cached under `cache_dir()`.
@@ -9,7 +9,7 @@ images float tensors [C, H, W]. Generated data is cached under `cache_dir()`.
 
 from neurojoule.data.aan import AANDataset
 from neurojoule.data.augment import Augmented, ImageAugmentation, random_crop, random_flip
-from neurojoule.data.cache import atomic_writer, cache_dir
+from neurojoule.data.cache import cache_dir
 from neurojoule.data.cifar import CIFAR10_MEAN_STD, CIFAR100_MEAN_STD, CIFARDataset, load_cifar
 from neurojoule.data.corpus import Corpus, TokenWindows, Vocabulary
 from neurojoule.data.digits import load_digits_images, load_digits_split
@@ -32,7 +32,14 @@ from neurojoule.data.listops import (
 )
 from neurojoule.data.pathfinder import PathfinderDataset
 from neurojoule.data.splits import fraction_split, held_out_split
-from neurojoule.data.tasks import LM_TASKS, TASKS, TaskInfo, is_lm_task, lm_task, sequence_task
+from neurojoule.data.tasks import (
+    LM_TASKS,
+    TASKS,
+    TaskInfo,
+    classification_task,
+    is_lm_task,
+    lm_task,
+)
 from neurojoule.data.tokens import pad_collate
 from neurojoule.data.wikitext import find_wikitext103, wikitext103
 
@@ -55,7 +62,6 @@ __all__ = [
     "TaskInfo",
     "TokenWindows",
     "Vocabulary",
-    "atomic_writer",
     "cache_dir",
     "find_wikitext103",
     "fraction_split",
@@ -77,6 +83,6 @@ __all__ = [
     "random_crop",
     "random_flip",
     "read_idx",
-    "sequence_task",
+    "classification_task",
     "wikitext103",
 ]

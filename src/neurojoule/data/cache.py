@@ -1,13 +1,9 @@
-"""The one cache folder for generated data, and atomic writes into it."""
+"""The one cache folder for generated and downloaded data."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 CACHE_ENV = "NEUROJOULE_CACHE"
 
@@ -18,31 +14,3 @@ def cache_dir() -> Path:
     folder = Path(configured).expanduser() if configured else Path.home() / ".cache" / "neurojoule"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-@contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file beside `path`; on a clean exit it replaces `path` in one step.
-
-    Readers never see a half-written file: on an exception the temporary file is removed
-    and `path` keeps its old content (or stays absent).
-    """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_writer mode must be 'w' or 'wb', got {mode!r}")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        text_options = {} if mode == "wb" else {"encoding": "utf-8", "newline": ""}
-        with os.fdopen(descriptor, mode, **text_options) as stream:
-            yield stream
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_writer(path, "w") as stream:
-        stream.write(text)

@@ -41,8 +41,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from neurojoule.data.cache import atomic_write_text, atomic_writer, cache_dir
+from neurojoule.data.cache import cache_dir
 from neurojoule.data.tokens import pad_to
+from neurojoule.util.files import atomic_write_text, atomic_writer
 
 log = logging.getLogger(__name__)
 

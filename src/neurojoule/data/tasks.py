@@ -1,5 +1,6 @@
 """Tasks by name, as (train, val, test, info): long-sequence and image classification with
-`sequence_task(name)`, language modelling (windows of (input ids, next ids)) with `lm_task`."""
+`classification_task(name)`, language modelling (windows of (input ids, next ids)) with
+`lm_task`."""
 
 from __future__ import annotations
 
@@ -256,7 +257,7 @@ TASKS: dict[str, Callable[..., Splits]] = {
 }
 
 
-def sequence_task(name: str, root: str | Path | None = None, **options) -> Splits:
+def classification_task(name: str, root: str | Path | None = None, **options) -> Splits:
     """(train, val, test, info) of a long-sequence or image classification task by name (see
     TASKS); image tasks set info.image_size.
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from neurojoule.data.cache import atomic_write_text, atomic_writer, cache_dir
+from neurojoule.data.cache import cache_dir
 from neurojoule.data.corpus import EOS, Corpus, Vocabulary
+from neurojoule.util.files import atomic_write_text, atomic_writer
 
 SPLITS = ("train", "valid", "test")
 FOLDER = "wikitext-103"

@@ -10,8 +10,6 @@ per tau; with the threshold scaling y / v_th it serves every threshold.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from torch import nn
 
 from neurojoule.neuron.lif_core import LIFDynamics, lif_trace
 from neurojoule.neuron.surrogate import Surrogate, spike
+from neurojoule.util.files import atomic_write_text
 
 SHIPPED_TAUS = (0.125, 0.25, 0.5)
 SDN_DYNAMICS = LIFDynamics(decay="multiplicative", reset="hard", v_reset=0.0)
@@ -160,12 +159,7 @@ def save_sdn(sdn: SurrogateDynamicNetwork, path: str | Path, metrics: dict | Non
         "metrics": metrics or {},
         "state": {name: value.tolist() for name, value in folded.state_dict().items()},
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload))
 
 
 def load_sdn(tau: float | None = None, path: str | Path | None = None) -> SurrogateDynamicNetwork:

@@ -29,7 +29,7 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     """Everything a run needs; `model_options` go to the model builder, `task_options` to
-    neurojoule.data.sequence_task."""
+    neurojoule.data.classification_task."""
 
     model: str = "spiking-ssm"
     task: str = "listops"

@@ -20,7 +20,7 @@ from neurojoule.data.tokens import PAD_ID
 from neurojoule.energy import EnergyCounter, EnergyReport
 from neurojoule.train.config import TrainConfig
 from neurojoule.train.sequence import (
-    SequenceModule,
+    ClassifierModule,
     evaluation_split,
     fit_and_test,
     loader,
@@ -41,9 +41,9 @@ def lm_loss(model: torch.nn.Module, tokens: torch.Tensor, targets: torch.Tensor)
     return model.loss(tokens, targets)
 
 
-class LanguageModelModule(SequenceModule):
+class LanguageModelModule(ClassifierModule):
     """Next-token negative log-likelihood of a CausalLM; optimiser, schedule, spike-rate
-    recording and penalty as in SequenceModule. Validation and test use eval_lif_mode."""
+    recording and penalty as in ClassifierModule. Validation and test use eval_lif_mode."""
 
     def __init__(self, config: dict, task_info: dict):
         super().__init__(config, task_info)

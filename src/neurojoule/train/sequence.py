@@ -27,18 +27,18 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from neurojoule.bench import median_seconds
-from neurojoule.data import is_lm_task, lm_task, sequence_task
-from neurojoule.data.cache import atomic_writer
+from neurojoule.data import classification_task, is_lm_task, lm_task
 from neurojoule.data.tasks import TaskInfo
 from neurojoule.energy import EnergyCounter, EnergyReport, fold_batchnorm, unfolded_batchnorms
 from neurojoule.layers import set_lif_mode, ssm_neurons, ssm_parameter_groups
 from neurojoule.models import build_model
 from neurojoule.neuron import SpikingNeuron
 from neurojoule.train.config import TrainConfig
+from neurojoule.util.files import atomic_writer
+from neurojoule.util.timing import median_seconds
 
 
-class SequenceModule(L.LightningModule):
+class ClassifierModule(L.LightningModule):
     """Cross-entropy classification with AdamW (SSM kernel group apart), warm-up + cosine."""
 
     def __init__(self, config: dict, task_info: dict):
@@ -208,7 +208,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def make_splits(config: TrainConfig) -> tuple[Dataset, Dataset, Dataset, TaskInfo]:
     """The task's splits (a language-modelling task's windows too), limited as configured."""
-    task = lm_task if is_lm_task(config.task) else sequence_task
+    task = lm_task if is_lm_task(config.task) else classification_task
     train, val, test, info = task(config.task, config.task_root, **config.task_options)
     train = _limit(train, config.limit_train_samples, config.seed)
     val = _limit(val, config.limit_eval_samples, config.seed + 1)
@@ -265,7 +265,7 @@ def train(
     """Fit, then test the best checkpoint; returns the run folder."""
     out = start_run(config, out, resume)
     train_set, val_set, test_set, info = make_splits(config)
-    module = SequenceModule(config.to_dict(), asdict(info))
+    module = ClassifierModule(config.to_dict(), asdict(info))
     splits = (train_set, val_set, test_set)
     return fit_and_test(module, splits, config, out, resume, progress, monitor=("val/acc", "max"))
 
