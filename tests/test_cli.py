@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -134,12 +135,16 @@ def test_cuda_is_refused_where_there_is_none(monkeypatch, capsys):
 
 
 def test_train_notes_a_config_written_for_another_task(monkeypatch, tmp_path, capsys):
-    from neurojoule.train import sequence
+    import neurojoule.train
+    from neurojoule.train.fit import TrainResult
 
     trained = []
-    monkeypatch.setattr(
-        sequence, "train", lambda config, out, **_: trained.append(config.task) or out
-    )
+
+    def fake_train(config, out, **_):
+        trained.append(config.task)
+        return TrainResult(Path(out), Path(out) / "best.ckpt", {"test/acc": 0.5}, None)
+
+    monkeypatch.setattr(neurojoule.train, "train", fake_train)
     base = ["train", "s4d", "--config", "listops-cpu", "--out", str(tmp_path / "run")]
     assert main([*base, "--task", "imdb"]) == 0
     assert (

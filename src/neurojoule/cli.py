@@ -50,16 +50,7 @@ def _cmd_demo(args) -> int:
         progress=not args.json,
         energy_table=args.energy_table,
     )
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-        return 0
-    print(
-        f"{result.model} on {result.task}: test accuracy {result.accuracy * 100:.2f} % "
-        f"({result.epochs} epochs, {result.train_seconds:.0f} s of training, exact LIF)"
-    )
-    print(result.energy.format_table())
-    if result.run_dir:
-        print(f"run folder: {result.run_dir} (checkpoints, metrics.csv)")
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.format())
     return 0
 
 
@@ -264,9 +255,9 @@ def _device_description(device: str) -> str:
 
 def _cmd_train(args) -> int:
     from neurojoule.data import is_lm_task
+    from neurojoule.train import train
     from neurojoule.train.config import load_config
     from neurojoule.train.language_model import train_lm
-    from neurojoule.train.sequence import train
 
     overrides = list(args.set or [])
     if args.epochs:
@@ -290,16 +281,16 @@ def _cmd_train(args) -> int:
         )
     out = args.out or f"runs/{args.model}-{Path(args.config or args.task).stem}-seed{args.seed}"
     fit = train_lm if is_lm_task(config.task) else train
-    run_dir = fit(config, out, resume=args.resume, progress=not args.quiet)
-    print(
-        f"run written to {run_dir}; evaluate with: neurojoule eval {run_dir}/checkpoints/last.ckpt"
-    )
+    result = fit(config, out, resume=args.resume, progress=not args.quiet)
+    metrics = ", ".join(f"{name} {value:.4g}" for name, value in result.test_metrics.items())
+    print(f"{config.model} on {config.task}, {result.tested_checkpoint.name}: {metrics}")
+    print(f"run written to {result.run_dir}; evaluate with: neurojoule eval {result.run_dir}")
     return 0
 
 
 def _cmd_eval(args) -> int:
-    from neurojoule.train.language_model import evaluate_lm, is_lm_checkpoint
-    from neurojoule.train.sequence import evaluate
+    from neurojoule.train.evaluation import evaluate, format_evaluation
+    from neurojoule.train.language_model import evaluate_lm, format_lm_evaluation, is_lm_checkpoint
 
     language_model = is_lm_checkpoint(args.checkpoint)
     result = (evaluate_lm if language_model else evaluate)(
@@ -311,33 +302,10 @@ def _cmd_eval(args) -> int:
         whole_split=args.whole_split,
         progress=True,  # on stderr: --json output stays clean
     )
-    energy = result.pop("energy")
     if args.json:
-        print(json.dumps({**result, "energy": energy.to_dict()}, indent=2))
+        print(json.dumps({**result, "energy": result["energy"].to_dict()}, indent=2))
         return 0
-    if not language_model:
-        print(
-            f"{result['model']} on {result['task']} ({result['split']}, {result['samples']} "
-            f"samples, {result['lif_mode']} LIF): accuracy {result['accuracy'] * 100:.2f} %, "
-            f"mean spike rate {_percent(result['mean_spike_rate'])}"
-        )
-        left = result["unfolded_batchnorms"]
-        print(
-            "batch norms folded into the synapses"
-            + (f"; {len(left)} not foldable: {', '.join(left)}" if left else " (all)")
-        )
-        print(energy.format_table())
-        return 0
-    print(
-        f"{result['model']} on {result['task']} ({result['split']}, {result['tokens']} tokens "
-        f"in {result['windows']} windows, {result['lif_mode']} LIF): perplexity "
-        f"{result['perplexity']:.2f} (loss {result['loss']:.4f} nats/token), "
-        f"mean spike rate {_percent(result['mean_spike_rate'])}"
-    )
-    for name, rate in result["spike_rates"].items():
-        print(f"  {name}: spike rate {_percent(rate)}")
-    print("energy per predicted token:")
-    print(energy.format_table())
+    print((format_lm_evaluation if language_model else format_evaluation)(result))
     return 0
 
 
@@ -364,10 +332,6 @@ def _cmd_models(args) -> int:
             f"{row['name']:<{width}}  {row['params'] / 1e6:8.2f}M  {shape:<22} {row['description']}"
         )
     return 0
-
-
-def _percent(value: float | None) -> str:
-    return "n/a (no spiking layers)" if value is None else f"{value * 100:.2f} %"
 
 
 def _positive_float(text: str) -> float:

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from neurojoule.cli import main
+from neurojoule.train import load_checkpoint
 from neurojoule.train.config import load_config
 from neurojoule.train.language_model import evaluate_lm, is_lm_checkpoint, train_lm
-from neurojoule.train.sequence import load_checkpoint
 
 SUBJECTS, VERBS, OBJECTS = ("the cat", "a dog", "the bird"), ("sees", "eats"), ("fish", "seeds")
 TINY = [

@@ -55,7 +55,8 @@ def test_tet_loss_is_the_mean_of_the_per_step_cross_entropies(model):
     import torch
 
     from neurojoule.train.config import load_config
-    from neurojoule.train.sequence import SequenceModule, make_splits
+    from neurojoule.train.module import ClassifierModule
+    from neurojoule.train.splits import make_splits
 
     overrides = [f"model={model}", "task=digits", "model_options.steps=3"]
     config = load_config("fashion-mnist", overrides)
@@ -65,11 +66,11 @@ def test_tet_loss_is_the_mean_of_the_per_step_cross_entropies(model):
     for loss in ("ce", "tet"):
         config.loss = loss
         torch.manual_seed(0)
-        module = SequenceModule(config.to_dict(), info.__dict__)
+        module = ClassifierModule(config.to_dict(), info.__dict__)
         module.log = lambda *args, **kwargs: None
         losses[loss] = module.training_step((x, y), 0).item()
     torch.manual_seed(0)
-    network = SequenceModule(config.to_dict(), info.__dict__).model.train()
+    network = ClassifierModule(config.to_dict(), info.__dict__).model.train()
     per_step = network.step_logits(x)
     assert per_step.shape == (3, 8, 10)
     ce = torch.nn.functional.cross_entropy
@@ -82,11 +83,11 @@ def test_tet_loss_is_the_mean_of_the_per_step_cross_entropies(model):
 def test_tet_loss_needs_a_model_with_per_step_outputs():
     from neurojoule.data.tasks import TaskInfo
     from neurojoule.train.config import load_config
-    from neurojoule.train.sequence import SequenceModule
+    from neurojoule.train.module import ClassifierModule
 
     with pytest.raises(ValueError, match="loss must be one of"):
         load_config("listops-cpu", ["loss=mse"])
     config = load_config("listops-cpu", ["loss=tet"])
     info = TaskInfo("listops", num_classes=10, seq_len=100, vocab_size=20)
     with pytest.raises(ValueError, match="per-step outputs"):
-        SequenceModule(config.to_dict(), info.__dict__)
+        ClassifierModule(config.to_dict(), info.__dict__)

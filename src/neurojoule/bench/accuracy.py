@@ -1,13 +1,13 @@
 """Accuracy at equal budget: SpikingSSM against the non-spiking S4D with the same backbone.
 
-Both models train on the same CPU-sized config (same data, steps and seeds), then each last
-checkpoint is evaluated on the whole test split with the exact LIF: accuracy, mean spike
-rate and the energy of the model against the same network run as an ANN. A finished run of
-the same config in the output folder is evaluated again, not retrained; an unfinished one
-resumes from its last checkpoint. `lif_mode` is how the spiking model trains (default auto:
-the fastest on the device; "sdn" shows what training with the surrogate dynamic network
-costs in accuracy); S4D runs serve every mode. The target
-(issue 3): the spiking model within 1 point of S4D at a mean spike rate <= 0.15.
+Both models train on the same CPU-sized config (same data, steps and seeds), then each run's
+best checkpoint (by validation accuracy) is evaluated on the whole test split with the exact
+LIF: accuracy, mean spike rate and the energy of the model against the same network run as
+an ANN. A finished run of the same config in the output folder is evaluated again, not
+retrained; an unfinished one resumes from its last checkpoint. `lif_mode` is how the spiking
+model trains (default auto: the fastest on the device; "sdn" shows what training with the
+surrogate dynamic network costs in accuracy); S4D runs serve every mode. The target: the
+spiking model within 1 point of S4D at a mean spike rate <= 0.15.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import TextIO
 
 import yaml
 
-from neurojoule.train.config import LIF_MODES, load_config
-from neurojoule.train.sequence import evaluate, train
+from neurojoule.train import evaluate, train
+from neurojoule.train.config import LIF_MODES, TrainConfig, load_config
 
 SPIKING, BASELINE = "spiking-ssm", "s4d"
 MODELS = (SPIKING, BASELINE)
@@ -71,12 +71,13 @@ def _train_and_evaluate(
         resume = (run_dir / "checkpoints" / "last.ckpt").is_file()
         train(config, run_dir, resume=resume, progress=progress)
         seconds = _finished_run_seconds(run_dir, config)
-    result = evaluate(run_dir / "checkpoints" / "last.ckpt", whole_split=True, progress=progress)
+    result = evaluate(run_dir, whole_split=True, progress=progress)
     energy = result["energy"]
     return {
         "config": name,
         "model": model,
         "seed": seed,
+        "evaluated": result["evaluated"],
         "lif_mode": _trained_lif_mode(run_dir, config) if spiking else None,
         "test_accuracy": result["accuracy"],
         "test_samples": result["samples"],
@@ -104,7 +105,7 @@ def _finished_run_seconds(run_dir: Path, config) -> float | None:
     config_file, timing = run_dir / "config.yaml", run_dir / "timing.json"
     if not config_file.is_file():
         return None
-    if yaml.safe_load(config_file.read_text()) != config.to_dict():
+    if TrainConfig(**yaml.safe_load(config_file.read_text())).to_dict() != config.to_dict():
         raise ValueError(
             f"{run_dir} holds a run of another config than {config_file.name} would be now; "
             "move it away or give the benchmark another --out"

@@ -48,6 +48,9 @@ class TrainConfig:
     limit_eval_samples: int | None = None
     seed: int = 0
     accelerator: str = "auto"
+    # checkpoints/last.ckpt is rewritten every this many optimizer steps (and at every epoch
+    # end), so a killed run loses at most this many steps
+    checkpoint_every_n_steps: int = 50
 
     def __post_init__(self):
         if isinstance(self.optim, dict):
@@ -74,6 +77,7 @@ class TrainConfig:
             )
         for name, value in (
             ("optim.max_steps", self.optim.max_steps),
+            ("checkpoint_every_n_steps", self.checkpoint_every_n_steps),
             ("limit_train_samples", self.limit_train_samples),
             ("limit_eval_samples", self.limit_eval_samples),
         ):

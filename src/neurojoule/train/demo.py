@@ -26,6 +26,8 @@ class DemoResult:
     epochs: int
     energy: EnergyReport
     run_dir: str | None = None  # the Lightning run (checkpoints, metrics.csv), where there is one
+    trained_lif: str | None = None  # the mode the spiking SSM layers trained in, and why
+    evaluated: str | None = None  # which checkpoint the accuracy is of
 
     def to_dict(self) -> dict:
         return {
@@ -35,8 +37,25 @@ class DemoResult:
             "epochs": self.epochs,
             "train_seconds": self.train_seconds,
             "run_dir": self.run_dir,
+            "trained_lif": self.trained_lif,
+            "evaluated": self.evaluated,
             "energy": self.energy.to_dict(),
         }
+
+    def format(self) -> str:
+        """The report `neurojoule demo` prints."""
+        trained = f", trained in {self.trained_lif} mode" if self.trained_lif else ""
+        lines = [
+            f"{self.model} on {self.task}: test accuracy {self.accuracy * 100:.2f} % "
+            f"({self.epochs} epochs, {self.train_seconds:.0f} s of training{trained}; "
+            "evaluated with the exact LIF)"
+        ]
+        if self.evaluated:
+            lines.append(f"checkpoint: {self.evaluated}")
+        lines.append(self.energy.format_table())
+        if self.run_dir:
+            lines.append(f"run folder: {self.run_dir} (checkpoints, metrics.csv)")
+        return "\n".join(lines)
 
 
 def run_demo(
@@ -60,18 +79,27 @@ def run_demo(
 def run_listops_demo(
     seed: int, epochs: int, progress: bool, energy_table: str, runs: str | Path
 ) -> DemoResult:
-    """Train SpikingSSM with the listops-cpu config, then evaluate it with the exact LIF."""
-    from neurojoule.train.config import load_config
-    from neurojoule.train.sequence import evaluate, train
+    """Train SpikingSSM with the listops-cpu config, then evaluate its best checkpoint (by
+    validation accuracy) with the exact LIF."""
+    from neurojoule.train import evaluate, load_config, train
 
     config = load_config("listops-cpu", [f"optim.epochs={epochs}"], seed=seed)
     out = Path(runs) / f"demo-listops-{time.strftime('%Y%m%d-%H%M%S')}"
     start = time.perf_counter()
-    train(config, out, progress=progress)
+    trained = train(config, out, progress=progress)
     seconds = time.perf_counter() - start
-    result = evaluate(out / "checkpoints" / "last.ckpt", energy_table=energy_table)
+    result = evaluate(trained.tested_checkpoint, energy_table=energy_table)
+    choice = trained.lif_mode
     return DemoResult(
-        "listops", config.model, result["accuracy"], seconds, epochs, result["energy"], str(out)
+        "listops",
+        config.model,
+        result["accuracy"],
+        seconds,
+        epochs,
+        result["energy"],
+        str(out),
+        trained_lif=f"{choice['chosen']} ({choice['rule']})" if choice else config.lif_mode,
+        evaluated=result["evaluated"],
     )
 
 

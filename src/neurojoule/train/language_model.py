@@ -1,7 +1,7 @@
 """Language-model training and evaluation (WikiText-103, the King James Bible) through Lightning.
 
-The same run folder as classification (train/sequence.py): checkpoints/ (atomic; last.ckpt
-for --resume, best by validation loss), metrics.csv, config.yaml, lif_mode.json. Logged:
+The same run folder as classification (train/fit.py), with the best checkpoint chosen by
+validation loss. Logged:
 {train,val,test}/loss (mean negative log-likelihood per predicted token, nats),
 {train,val,test}/ppl (its exponential, over the whole epoch) and per-layer spike rates.
 """
@@ -18,15 +18,14 @@ from tqdm import tqdm
 from neurojoule.data import is_lm_task
 from neurojoule.data.tokens import PAD_ID
 from neurojoule.energy import EnergyCounter, EnergyReport
+from neurojoule.train.checkpoints import describe_checkpoint, read_checkpoint, resolve_checkpoint
 from neurojoule.train.config import TrainConfig
-from neurojoule.train.sequence import (
-    ClassifierModule,
-    evaluation_split,
-    fit_and_test,
-    loader,
-    make_splits,
-    start_run,
-)
+from neurojoule.train.evaluation import evaluation_split, percent
+from neurojoule.train.finite import check_finite
+from neurojoule.train.fit import TrainResult, fit_and_test, seed_everything
+from neurojoule.train.module import ClassifierModule
+from neurojoule.train.run_folder import RunFolder
+from neurojoule.train.splits import evaluation_loader, make_splits
 
 
 def perplexity(mean_nll: float) -> float:
@@ -60,6 +59,7 @@ class LanguageModelModule(ClassifierModule):
         nll = self.model.nll(tokens, targets)
         counted = (targets != PAD_ID).sum()
         loss = nll.sum() / counted.clamp(min=1)
+        self._check_output(loss, tokens, "loss", stage)
         total = self._totals.setdefault(stage, [0.0, 0])
         total[0] += nll.detach().sum().item()
         total[1] += counted.item()
@@ -106,28 +106,24 @@ class LanguageModelModule(ClassifierModule):
 
 def train_lm(
     config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True
-) -> Path:
+) -> TrainResult:
     """Fit a causal LM on a language-modelling task, then test the best checkpoint (by
-    validation loss); returns the run folder."""
+    validation loss)."""
     if not is_lm_task(config.task):
         raise ValueError(f"expected a language-modelling task, got {config.task!r}")
-    out = start_run(config, out, resume)
-    train_set, val_set, test_set, info = make_splits(config)
-    module = LanguageModelModule(config.to_dict(), asdict(info))
-    splits = (train_set, val_set, test_set)
-    return fit_and_test(
-        module, splits, config, out, resume, progress, ("val/loss", "min"), loss_fn=lm_loss
-    )
+    with RunFolder(out, resume) as folder:
+        seed_everything(config.seed)
+        train_set, val_set, test_set, info = make_splits(config)
+        module = LanguageModelModule(config.to_dict(), asdict(info))
+        splits = (train_set, val_set, test_set)
+        return fit_and_test(
+            module, splits, config, folder, progress, ("val/loss", "min"), loss_fn=lm_loss
+        )
 
 
 def is_lm_checkpoint(path: str | Path) -> bool:
-    """Whether a training checkpoint holds a language model (False for anything unreadable,
-    which load_checkpoint then reports)."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return is_lm_task(checkpoint["hyper_parameters"]["config"]["task"])
-    except Exception:
-        return False
+    """Whether a training checkpoint (or run folder) holds a language model."""
+    return is_lm_task(read_checkpoint(path)["hyper_parameters"]["config"].get("task", ""))
 
 
 @torch.no_grad()
@@ -143,6 +139,7 @@ def evaluate_lm(
 ) -> dict:
     """Perplexity, per-layer spike rates and the energy report (per predicted token) of a
     language-model checkpoint on one split; `limit_samples` limits the windows."""
+    checkpoint = resolve_checkpoint(checkpoint)
     config, model, dataset = evaluation_split(
         checkpoint, split, lif_mode, limit_samples, whole_split
     )
@@ -150,15 +147,18 @@ def evaluate_lm(
         raise ValueError(f"{checkpoint} is not a language model: task {config.task!r}")
     nll_sum, tokens, windows = 0.0, 0, 0
     with EnergyCounter(model, table=energy_table) as counter:
-        batches = loader(dataset, batch_size or config.optim.batch_size, False)
+        batches = evaluation_loader(dataset, batch_size or config.optim.batch_size)
         for x, y in tqdm(batches, desc=f"eval {split}", unit="batch", disable=not progress):
-            nll_sum += model.nll(x, y).sum().item()
+            nll = model.nll(x, y)
+            check_finite(nll, f"the {split} split's negative log-likelihood")
+            nll_sum += nll.sum().item()
             tokens += int((y != PAD_ID).sum())
             windows += len(y)
     report: EnergyReport = counter.report(samples=max(tokens, 1))
     loss = nll_sum / max(tokens, 1)
     return {
         "checkpoint": str(checkpoint),
+        "evaluated": describe_checkpoint(checkpoint),
         "model": config.model,
         "task": config.task,
         "split": split,
@@ -171,3 +171,19 @@ def evaluate_lm(
         "mean_spike_rate": report.mean_firing_rate,
         "energy": report,
     }
+
+
+def format_lm_evaluation(result: dict) -> str:
+    """The report `neurojoule eval` prints for a language model."""
+    lines = [
+        f"{result['model']} on {result['task']} ({result['split']}, {result['tokens']} tokens "
+        f"in {result['windows']} windows, {result['lif_mode']} LIF): perplexity "
+        f"{result['perplexity']:.2f} (loss {result['loss']:.4f} nats/token), "
+        f"mean spike rate {percent(result['mean_spike_rate'])}",
+        f"checkpoint: {result['evaluated']}",
+    ]
+    lines += [
+        f"  {name}: spike rate {percent(rate)}" for name, rate in result["spike_rates"].items()
+    ]
+    lines += ["energy per predicted token:", result["energy"].format_table()]
+    return "\n".join(lines)

@@ -151,7 +151,8 @@ def evaluate_sdn_on_model(
     with the exact LIF). Padding positions count too: the neurons process them as well."""
     from neurojoule.layers import set_lif_mode, ssm_neurons
     from neurojoule.neuron.sdn import load_sdn
-    from neurojoule.train.sequence import load_checkpoint, loader, make_splits
+    from neurojoule.train.checkpoints import load_checkpoint
+    from neurojoule.train.splits import evaluation_loader, make_splits
 
     config, _, model = load_checkpoint(checkpoint)
     neurons = ssm_neurons(model)
@@ -169,7 +170,7 @@ def evaluate_sdn_on_model(
         )
         for name, neuron in neurons.items()
     ]
-    for x, _ in loader(data, config.optim.batch_size, False):
+    for x, _ in evaluation_loader(data, config.optim.batch_size):
         model(x)
     for hook in hooks:
         hook.remove()

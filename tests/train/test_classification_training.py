@@ -6,15 +6,10 @@ import torch
 
 from neurojoule.cli import main
 from neurojoule.neuron.sdn import SurrogateDynamicNetwork, save_sdn
-from neurojoule.train import sequence
+from neurojoule.train import evaluate, lif_mode, load_checkpoint, train
+from neurojoule.train.checkpoints import AtomicCheckpointIO
 from neurojoule.train.config import load_config
-from neurojoule.train.sequence import (
-    AtomicCheckpointIO,
-    evaluate,
-    load_checkpoint,
-    make_splits,
-    train,
-)
+from neurojoule.train.splits import make_splits
 
 TINY = [
     "task_options={min_length: 20, max_length: 60, n_train: 64, n_val: 16, n_test: 16,"
@@ -52,9 +47,9 @@ def test_train_writes_checkpoints_log_and_mode_then_resumes(tmp_path, cache, mon
         json.loads((out / "lif_mode.json").read_text())["chosen"]
     ]
     (out / "lif_mode.json").write_text(json.dumps({"chosen": other}))
-    applied, real_set_lif_mode = [], sequence.set_lif_mode
+    applied, real_set_lif_mode = [], lif_mode.set_lif_mode
     monkeypatch.setattr(
-        sequence,
+        lif_mode,
         "set_lif_mode",
         lambda model, mode: applied.append(mode) or real_set_lif_mode(model, mode),
     )
@@ -159,7 +154,7 @@ def test_sdn_agreement_on_the_currents_a_trained_model_receives(tmp_path, cache,
 
 def test_spike_rate_penalty_adds_the_firing_rate_beyond_the_target_to_the_loss(cache):
     from neurojoule.layers import ssm_neurons
-    from neurojoule.train.sequence import SequenceModule, make_splits
+    from neurojoule.train.module import ClassifierModule
 
     config = load_config("listops-cpu", [*TINY, "model_options.n_layers=2"])
     train_set, _, _, info = make_splits(config)
@@ -168,7 +163,7 @@ def test_spike_rate_penalty_adds_the_firing_rate_beyond_the_target_to_the_loss(c
     def loss_and_rates(penalty, target):
         config.spike_rate_penalty, config.spike_rate_target = penalty, target
         torch.manual_seed(0)
-        module = SequenceModule(config.to_dict(), info.__dict__)
+        module = ClassifierModule(config.to_dict(), info.__dict__)
         module.log = lambda *args, **kwargs: None
         module._begin_stage("train")
         rates = []
@@ -191,11 +186,11 @@ def test_spike_rate_penalty_adds_the_firing_rate_beyond_the_target_to_the_loss(c
 
 def test_validation_inside_a_training_epoch_keeps_the_rates_apart(cache):
     from neurojoule.layers import ssm_neurons
-    from neurojoule.train.sequence import SequenceModule, make_splits
+    from neurojoule.train.module import ClassifierModule
 
     config = load_config("listops-cpu", [*TINY, "model_options.n_layers=1"])
     train_set, val_set, _, info = make_splits(config)
-    module = SequenceModule(config.to_dict(), info.__dict__)
+    module = ClassifierModule(config.to_dict(), info.__dict__)
     logged = {}
     module.log = lambda name, value, **kwargs: logged.__setitem__(name, value)
     (neuron,) = ssm_neurons(module.model).values()

@@ -1,0 +1,135 @@
+"""Training checkpoints: written atomically, loaded safely (weights_only), checked for
+non-finite weights, and chosen by name.
+
+A run folder holds checkpoints/last.ckpt (the latest state: rewritten every
+`checkpoint_every_n_steps` optimizer steps, at every epoch end and when a run is
+interrupted; what --resume continues from) and checkpoints/best-epoch=N.ckpt (the epoch
+with the best validation metric; what the final test, the demo and the benchmarks
+evaluate). Checkpoints hold tensors and plain containers only, no module paths, so a rename
+of the package never breaks them.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from neurojoule.data.tasks import TaskInfo
+from neurojoule.train.config import TrainConfig
+from neurojoule.train.finite import non_finite_tensors
+from neurojoule.train.module import build_model_for_task
+from neurojoule.util.files import atomic_writer
+
+LAST = "last.ckpt"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file beside the target, then renamed into place, so
+    an interrupted save never leaves a truncated checkpoint."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        with atomic_writer(path, "wb") as handle:
+            torch.save(checkpoint, handle)
+
+
+def best_checkpoint(folder: Path) -> Path | None:
+    """The best-epoch checkpoint in a checkpoints folder (the newest, should there be more)."""
+    candidates = sorted(folder.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return candidates[-1] if candidates else None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file as given, or for a run folder its best checkpoint (its last one when
+    it has no best yet)."""
+    path = Path(path)
+    if path.is_dir():
+        folder = path / "checkpoints"
+        found = best_checkpoint(folder) or (folder / LAST if (folder / LAST).is_file() else None)
+        if found is None:
+            raise ValueError(f"{path} holds no checkpoints/best-*.ckpt or checkpoints/{LAST}")
+        return found
+    if not path.is_file():
+        raise ValueError(f"no checkpoint file or run folder at {path}")
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict, loaded with weights_only=True; a file that is not a training
+    checkpoint is a ValueError."""
+    path = resolve_checkpoint(path)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (
+        RuntimeError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        EOFError,
+        ValueError,
+        OSError,
+        IndexError,
+        UnicodeDecodeError,
+        zipfile.BadZipFile,
+        pickle.UnpicklingError,
+    ) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(
+            f"{path} is not a neurojoule training checkpoint "
+            f"({type(error).__name__}{': ' + first_line if first_line else ''})"
+        ) from None
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not (
+        isinstance(hparams, dict)
+        and isinstance(hparams.get("config"), dict)
+        and isinstance(hparams.get("task_info"), dict)
+        and isinstance(checkpoint.get("state_dict"), dict)
+    ):
+        raise ValueError(
+            f"{path} is not a neurojoule training checkpoint (expected a state_dict and the "
+            "hyper-parameters config and task_info)"
+        )
+    return checkpoint
+
+
+def describe_checkpoint(path: str | Path) -> str:
+    """Which checkpoint this is, for reports: its file name, epoch and step."""
+    path = resolve_checkpoint(path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    kind = "latest" if path.name == LAST else "best"
+    return (
+        f"{path.name} ({kind}: epoch {checkpoint.get('epoch', 0) + 1}, "
+        f"step {checkpoint.get('global_step', 0)})"
+    )
+
+
+def load_checkpoint(path: str | Path) -> tuple[TrainConfig, TaskInfo, torch.nn.Module]:
+    """Config, task and model (eval mode, CPU) of a training checkpoint or run folder."""
+    path = resolve_checkpoint(path)
+    checkpoint = read_checkpoint(path)
+    try:
+        hparams = checkpoint["hyper_parameters"]
+        config, info = TrainConfig(**hparams["config"]), TaskInfo(**hparams["task_info"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a neurojoule training checkpoint: {error}") from None
+    state = {
+        key.removeprefix("model."): value
+        for key, value in checkpoint["state_dict"].items()
+        if key.startswith("model.")
+    }
+    bad = non_finite_tensors(state)
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise ValueError(f"{path}: weight {bad[0]}{more} holds NaN or Inf; expected finite numbers")
+    model = build_model_for_task(config, info)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:  # a state of another shape than its own config builds
+        first_line = str(error).splitlines()[0]
+        raise ValueError(
+            f"{path}: weights do not fit the model its config builds: {first_line}"
+        ) from None
+    return config, info, model.eval()

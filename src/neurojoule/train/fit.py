@@ -1,0 +1,221 @@
+"""Training runs through Lightning: fit with checkpoints, then test the best one.
+
+A run folder holds config.yaml, lif_mode.json (the training mode of the spiking SSM layers,
+under `lif_mode: auto`), checkpoints/ (see train/checkpoints.py), log/version_N/metrics.csv
+(loss, accuracy and per-layer spike rates) and timing.json. A run killed at any point and
+resumed with --resume ends with the same weights, bit for bit, as the uninterrupted run on
+the same machine: checkpoints carry the optimizer, schedule, every random generator and the
+position in the epoch's shuffled order. Ctrl-C stops at the end of the current step, writes
+last.ckpt and raises KeyboardInterrupt; a second Ctrl-C exits at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, Timer, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from neurojoule.train import lif_mode
+from neurojoule.train.checkpoints import AtomicCheckpointIO, best_checkpoint
+from neurojoule.train.config import TrainConfig
+from neurojoule.train.module import ClassifierModule
+from neurojoule.train.run_folder import RunFolder
+from neurojoule.train.splits import evaluation_loader, make_splits, training_loader
+from neurojoule.util.files import atomic_write_text
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    tested_checkpoint: Path  # the checkpoint the final test evaluated (the best epoch's)
+    test_metrics: dict[str, float]  # e.g. test/acc, test/loss, test/spike_rate/mean
+    lif_mode: dict | None  # lif_mode.json's record; None without spiking SSM layers
+
+
+def train(
+    config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True
+) -> TrainResult:
+    """Fit a classifier, then test its best checkpoint."""
+    with RunFolder(out, resume) as folder:
+        seed_everything(config.seed)
+        train_set, val_set, test_set, info = make_splits(config)
+        module = ClassifierModule(config.to_dict(), asdict(info))
+        splits = (train_set, val_set, test_set)
+        return fit_and_test(module, splits, config, folder, progress, monitor=("val/acc", "max"))
+
+
+def seed_everything(seed: int) -> None:
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    L.seed_everything(seed, workers=True, verbose=False)
+
+
+def fit_and_test(
+    module: L.LightningModule,
+    splits,
+    config: TrainConfig,
+    folder: RunFolder,
+    progress: bool,
+    monitor: tuple[str, str],
+    loss_fn=lif_mode.classification_loss,
+) -> TrainResult:
+    """Write config.yaml, settle the LIF mode, fit with checkpoints on `monitor` (metric,
+    "min" or "max"), then test the best checkpoint."""
+    train_set, val_set, test_set = splits
+    batch = config.optim.batch_size
+    atomic_write_text(
+        folder.path / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
+    )
+    train_loader = training_loader(train_set, batch, config.seed)
+    choice = _settle_lif_mode(module, train_loader, config, folder, progress, loss_fn)
+    module.total_steps = min(
+        config.optim.epochs * len(train_loader), config.optim.max_steps or float("inf")
+    )
+    latest = LatestCheckpoint(folder.last, config.checkpoint_every_n_steps)
+    trainer = _trainer(config, folder, progress, len(train_loader), monitor, latest)
+    with _stop_on_ctrl_c(latest):
+        trainer.fit(
+            module,
+            train_loader,
+            evaluation_loader(val_set, batch),
+            ckpt_path=str(folder.last) if folder.resume else None,
+        )
+    if latest.interrupted:
+        raise KeyboardInterrupt(f"{folder.last} holds the last step; continue with --resume")
+    (timer,) = (c for c in trainer.callbacks if isinstance(c, Timer))
+    # read now: loading the best checkpoint for the test restores the timer's saved state
+    seconds = {stage: timer.time_elapsed(stage) for stage in ("train", "validate")}
+    tested = best_checkpoint(folder.checkpoints) or folder.last
+    metrics = trainer.test(
+        module, evaluation_loader(test_set, batch), ckpt_path=tested, verbose=False
+    )
+    seconds["test"] = timer.time_elapsed("test")
+    folder.add_seconds(seconds)
+    test_metrics = {name: float(value) for name, value in (metrics[0] if metrics else {}).items()}
+    return TrainResult(folder.path, tested, test_metrics, choice)
+
+
+def _settle_lif_mode(module, train_loader, config, folder, progress, loss_fn) -> dict | None:
+    """lif_mode auto: reuse the recorded choice on --resume, else choose and record it."""
+    if config.lif_mode != "auto":
+        return None
+    if folder.resume:
+        return lif_mode.reapply_recorded(module.model, folder.path)
+    device = "cuda" if torch.cuda.is_available() and config.accelerator != "cpu" else "cpu"
+    first_batch = next(iter(evaluation_loader(train_loader.dataset, config.optim.batch_size)))
+    choice = lif_mode.choose_and_record(module.model, first_batch, folder.path, loss_fn, device)
+    if choice and progress:
+        print(
+            f"spiking layers train in {choice['chosen']} mode ({choice['rule']})", file=sys.stderr
+        )
+    return choice
+
+
+class LatestCheckpoint(Checkpoint):
+    """Keeps `path` (last.ckpt) at the latest state: every `every_n_steps` optimizer steps, at
+    the end of every validation, at the step where Ctrl-C arrived, and at the end of training
+    where that step was not saved yet."""
+
+    def __init__(self, path: Path, every_n_steps: int):
+        self.path, self.every_n_steps = path, every_n_steps
+        self.interrupted = False
+        self._saved_step = -1
+
+    def _save(self, trainer) -> None:
+        trainer.save_checkpoint(self.path)
+        self._saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.interrupted or trainer.global_step % self.every_n_steps == 0:
+            self._save(trainer)
+        if self.interrupted:
+            trainer.should_stop = True
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self._save(trainer)
+
+    def on_train_end(self, trainer, pl_module):
+        if trainer.global_step != self._saved_step:
+            self._save(trainer)
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c(latest: LatestCheckpoint):
+    """While fitting, the first SIGINT asks for a stop after the current step (with a
+    checkpoint); a second one ends the process at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame):
+        if latest.interrupted:
+            print("neurojoule: interrupted", file=sys.stderr)
+            os._exit(130)
+        latest.interrupted = True
+        print("neurojoule: stopping after this step (Ctrl-C again to quit now)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _StderrProgressBar(TQDMProgressBar):
+    """Lightning's bars, on stderr: stdout carries results only."""
+
+    def init_train_tqdm(self):
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_train_tqdm()
+
+    def init_validation_tqdm(self):
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_validation_tqdm()
+
+    def init_test_tqdm(self):
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_test_tqdm()
+
+
+def _trainer(
+    config: TrainConfig,
+    folder: RunFolder,
+    progress: bool,
+    steps_per_epoch: int,
+    monitor: tuple[str, str],
+    latest: LatestCheckpoint,
+) -> L.Trainer:
+    metric, mode = monitor
+    best = ModelCheckpoint(
+        dirpath=folder.checkpoints, filename="best-{epoch}", monitor=metric, mode=mode
+    )
+    # checkpoint callbacks run last, in this order: the best one's state is saved with last.ckpt
+    callbacks = [best, latest, Timer()] + ([_StderrProgressBar()] if progress else [])
+    return L.Trainer(
+        default_root_dir=folder.path,
+        max_epochs=config.optim.epochs,
+        max_steps=config.optim.max_steps or -1,
+        accelerator=config.accelerator,
+        devices=1,
+        logger=CSVLogger(folder.path, name="log"),  # a resumed run logs to a new version folder
+        # a run shorter than an epoch still validates (and so checkpoints) at its end
+        val_check_interval=min(steps_per_epoch, config.optim.max_steps or steps_per_epoch),
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=False,
+        log_every_n_steps=10,
+    )

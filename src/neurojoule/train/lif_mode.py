@@ -1,0 +1,96 @@
+"""`lif_mode: auto`: which mode the spiking SSM layers train in, chosen once per run.
+
+Each device has a default: on a CPU the compiled exact LIF ("bptt"), on a GPU the surrogate
+dynamic network ("sdn"), the faster of the two in every measurement so far. A measurement
+overrides the default only when the other mode is faster by a clear margin (MARGIN), timed
+in alternation so that a load on the machine slows both alike. A close or noisy timing thus
+leaves the default in place, and the same machine makes the same choice run after run. The
+choice, its timings and the rule that decided are written to lif_mode.json in the run folder,
+and a resumed run continues in the recorded mode.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+from neurojoule.layers import set_lif_mode, ssm_neurons
+from neurojoule.util.timing import median_seconds
+
+DEFAULT_LIF_MODE = {"cpu": "bptt", "cuda": "sdn"}
+MARGIN = 1.5  # the measured mode must be this many times faster than the default
+RECORD = "lif_mode.json"
+
+
+def classification_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
+    return torch.nn.functional.cross_entropy(model(x), y)
+
+
+def choose_lif_mode(
+    model: torch.nn.Module, batch, repeats: int = 5, loss_fn=classification_loss
+) -> dict | None:
+    """Set the training mode of the model's spiking SSM layers (see the module docstring) and
+    return the record: chosen mode, seconds per training step of each mode, device, rule.
+    None for a model without spiking SSM layers."""
+    if not ssm_neurons(model):
+        return None
+    x, y = batch
+    device = x.device.type
+    default = DEFAULT_LIF_MODE.get(device, "bptt")
+    seconds = _step_seconds(copy.deepcopy(model), x, y, repeats, loss_fn)
+    other = next((mode for mode in seconds if mode != default), None)
+    if other is not None and seconds[other] * MARGIN < seconds[default]:
+        chosen = other
+        rule = f"measured {seconds[default] / seconds[other]:.1f}x faster than {default}"
+    else:
+        chosen = default
+        rule = f"the default on {device}: no mode measured {MARGIN:g}x faster"
+    set_lif_mode(model, chosen)
+    return {"chosen": chosen, "rule": rule, "step_seconds": seconds, "device": str(x.device)}
+
+
+def _step_seconds(probe, x, y, repeats: int, loss_fn) -> dict[str, float]:
+    """Median seconds of one training step in each available mode, the modes timed in turn
+    (on a copy of the model, so its batch-norm statistics stay untouched)."""
+
+    def step():
+        loss_fn(probe, x, y).backward()
+
+    modes = []
+    for mode in ("bptt", "sdn"):
+        try:
+            set_lif_mode(probe, mode)
+        except ValueError:  # no SDN shipped for this decay
+            continue
+        median_seconds(step, 1, x.device, warmup=2)
+        modes.append(mode)
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    for _ in range(repeats):
+        for mode in modes:
+            set_lif_mode(probe, mode)
+            times[mode].append(median_seconds(step, 1, x.device, warmup=0))
+    return {mode: statistics.median(values) for mode, values in times.items()}
+
+
+def choose_and_record(model, first_batch, out: Path, loss_fn, device: str) -> dict | None:
+    """Choose on `device` with the run's first batch; write lif_mode.json."""
+    model.to(device)
+    choice = choose_lif_mode(model, [t.to(device) for t in first_batch], loss_fn=loss_fn)
+    model.cpu()
+    if choice:
+        (out / RECORD).write_text(json.dumps(choice, indent=2))
+    return choice
+
+
+def reapply_recorded(model, out: Path) -> dict | None:
+    """A resumed `auto` run continues in the mode its first start chose."""
+    record = out / RECORD
+    if not record.is_file():
+        return None
+    choice = json.loads(record.read_text())
+    set_lif_mode(model, choice["chosen"])
+    return choice
