@@ -1,17 +1,17 @@
-"""A fixed-width terminal table of an EnergyReport; every count and energy is per sample."""
+"""A fixed-width terminal table of an EnergyReport; every count and energy is per sample.
+
+This module sits below report.py (EnergyReport.format_table calls it) and imports nothing from
+it: it reads a report only through the public attributes and methods of EnergyReport.
+"""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from neurojoule.energy.report import EnergyReport
 
 _ENERGY_UNITS = ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ"), (1e-12, "pJ"))
 _COUNT_SUFFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
 
-def format_report(report: EnergyReport) -> str:
+def format_report(report) -> str:
+    """The table of an EnergyReport: layers, neuron layers, totals and the MFI verdict."""
     table = report.table
     lines = [
         f"Energy per sample over {report.samples} sample(s); table {table.name} "
@@ -42,7 +42,7 @@ def format_count(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _synaptic_lines(report: EnergyReport) -> list[str]:
+def _synaptic_lines(report) -> list[str]:
     header = ("layer", "type", "binary", "nnz rate", "fan-out", "MACs", "SOPs", "SNN energy")
     per = 1.0 / report.samples
     rows = [
@@ -61,7 +61,7 @@ def _synaptic_lines(report: EnergyReport) -> list[str]:
     return _columns(header, rows, left=2)
 
 
-def _neuron_lines(report: EnergyReport) -> list[str]:
+def _neuron_lines(report) -> list[str]:
     header = ("neuron layer", "type", "firing rate", "spikes", "neurons x steps")
     per = 1.0 / report.samples
     rows = [
@@ -79,7 +79,7 @@ def _neuron_lines(report: EnergyReport) -> list[str]:
     return lines
 
 
-def _total_lines(report: EnergyReport) -> list[str]:
+def _total_lines(report) -> list[str]:
     per_sample = report.per_sample
     ratio = per_sample.energy_ratio
     lines = [

@@ -12,6 +12,7 @@ import math
 import numbers
 from dataclasses import asdict, dataclass
 
+from neurojoule.energy.render import format_report
 from neurojoule.energy.table import EnergyTable
 
 
@@ -285,8 +286,6 @@ class EnergyReport:
         return _json_safe({**asdict(row), **derived})
 
     def format_table(self) -> str:
-        from neurojoule.energy.render import format_report
-
         return format_report(self)
 
 
