@@ -272,3 +272,33 @@ def test_a_layer_used_in_two_places_is_not_folded_into():
     model = randomize_norms(model).double()
     folded = assert_folds_exactly(model, torch.randn(4, 3, dtype=torch.float64))
     assert unfolded_batchnorms(folded) == ["1", "4"]
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_one_fold_helper_equals_the_layer_then_its_norm(affine, bias):
+    """util.batchnorm.fold_into_weights, which energy/, the spiking MLP's token mixing and the
+    SDN all fold with, against the eval-mode conv followed by its norm."""
+    from neurojoule.util.batchnorm import fold_into_weights
+
+    conv = nn.Conv1d(3, 4, 3, bias=bias).double()
+    norm = randomize_norms(nn.BatchNorm1d(4, affine=affine).double()).eval()
+    weight, folded_bias = fold_into_weights(conv.weight, conv.bias, norm)
+    x = torch.randn(2, 3, 9, dtype=torch.float64)
+    folded = nn.functional.conv1d(x, weight, folded_bias)
+    torch.testing.assert_close(folded, norm(conv(x)), rtol=0, atol=1e-12)
+
+
+def test_the_fold_helper_spreads_weights_shared_by_all_channels():
+    """A first axis of size 1 (weights shared by every channel) folds into one copy a channel."""
+    from neurojoule.util.batchnorm import fold_into_weights
+
+    weight, bias = torch.randn(1, 5, 5, dtype=torch.float64), torch.randn(1, 5, dtype=torch.float64)
+    norm = randomize_norms(nn.BatchNorm2d(3).double()).eval()
+    folded_weight, folded_bias = fold_into_weights(weight, bias, norm)
+    assert folded_weight.shape == (3, 5, 5) and folded_bias.shape == (3, 5)
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    mixed = torch.matmul(x, weight.transpose(-1, -2)) + bias[:, None, :]  # along W, shared
+    expected = norm(mixed)
+    got = torch.matmul(x, folded_weight.transpose(-1, -2)) + folded_bias[:, None, :]
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)

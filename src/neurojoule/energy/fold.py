@@ -31,8 +31,9 @@ cannot import: a module that defines
     def fold_batchnorm(self, bn: nn.BatchNorm1d | nn.BatchNorm2d) -> nn.Module
 
 returns a module that computes bn(self(x)) with bn in eval mode (bn's running statistics, eps
-and affine parameters). It may return a new module or itself, changed; `batchnorm_affine(bn)`
-gives the (scale, shift) pair in float64. It is only called on the folded copy.
+and affine parameters). It may return a new module or itself, changed;
+`neurojoule.util.batchnorm.fold_into_weights` computes the folded weight and bias, as it does
+for rules 1 and 2 here. It is only called on the folded copy.
 
 Folds are computed in float64 and cast back to each parameter's dtype.
 """
@@ -44,6 +45,8 @@ from collections import Counter
 
 import torch
 from torch import nn
+
+from neurojoule.util.batchnorm import batchnorm_affine, fold_into_weights
 
 FOLD_METHOD = "fold_batchnorm"
 
@@ -70,40 +73,22 @@ def unfolded_batchnorms(model: nn.Module) -> list[str]:
     return [name for name, module in model.named_modules() if isinstance(module, ALL_BATCHNORMS)]
 
 
-def batchnorm_affine(bn: nn.BatchNorm1d | nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scale, shift) in float64 such that bn(x) = scale * x + shift per channel in eval mode."""
-    if bn.running_mean is None or bn.running_var is None:
-        raise ValueError(
-            f"expected a batch norm with running statistics, got {type(bn).__name__} "
-            "with track_running_stats=False"
-        )
-    with torch.no_grad():
-        scale = (bn.running_var.double() + bn.eps).rsqrt()
-        shift = -bn.running_mean.double() * scale
-        if bn.affine:
-            gamma, beta = bn.weight.double(), bn.bias.double()
-            scale, shift = scale * gamma, shift * gamma + beta
-    return scale, shift
-
-
 def fold_into_output(
-    layer: nn.Conv1d | nn.Conv2d | nn.Linear, scale: torch.Tensor, shift: torch.Tensor
+    layer: nn.Conv1d | nn.Conv2d | nn.Linear, bn: nn.BatchNorm1d | nn.BatchNorm2d
 ) -> None:
-    """layer(x) -> scale * layer(x) + shift per output channel, in place (bias added if none)."""
-    weight = layer.weight
+    """layer(x) -> bn(layer(x)) with bn in eval mode, in place (a bias is added if none)."""
+    weight, bias = fold_into_weights(layer.weight, layer.bias, bn)
     with torch.no_grad():
-        new_weight = weight.double() * scale.reshape(-1, *[1] * (weight.dim() - 1))
-        old_bias = 0.0 if layer.bias is None else layer.bias.double()
-        new_bias = old_bias * scale + shift
-        weight.copy_(new_weight)
-        _set_bias(layer, new_bias)
+        layer.weight.copy_(weight)
+        _set_bias(layer, bias)
 
 
 def fold_into_input(
-    linear: nn.Linear | nn.Conv1d | nn.Conv2d, scale: torch.Tensor, shift: torch.Tensor
+    linear: nn.Linear | nn.Conv1d | nn.Conv2d, bn: nn.BatchNorm1d | nn.BatchNorm2d
 ) -> None:
-    """linear(x) -> linear(scale * x + shift) over the input features (channels of a 1x1
-    conv), in place (bias added if none)."""
+    """linear(x) -> linear(bn(x)) over the input features (channels of a 1x1 conv) with bn in
+    eval mode, in place (a bias is added if none)."""
+    scale, shift = batchnorm_affine(bn)
     weight = linear.weight
     with torch.no_grad():
         dense = weight.double().flatten(1)  # a 1x1 conv's [out, in, 1, 1] as [out, in]
@@ -156,7 +141,7 @@ def _fold_sequential(seq: nn.Sequential, folding: _Folding) -> None:
             continue
         head = _head_linear(bn, [seq._modules[k] for k in keys[i + 1 :]])
         if head is not None and id(head) not in folding.shared:
-            fold_into_input(head, *batchnorm_affine(bn))
+            fold_into_input(head, bn)
             setattr(seq, key, nn.Identity())
 
 
@@ -179,7 +164,7 @@ def _fold_after(seq, key: str, layer: nn.Module, bn, folding: _Folding) -> bool:
             f"{folding.name(bn)} has {bn.num_features} features but the {folding.name(layer)} "
             f"before it has {channels} output channels"
         )
-    fold_into_output(layer, *batchnorm_affine(bn))
+    fold_into_output(layer, bn)
     return True
 
 

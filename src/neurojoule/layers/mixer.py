@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from neurojoule.layers.time_first import TimeFolded, conv_bn, vision_lif
+from neurojoule.util.batchnorm import fold_into_weights
 
 
 class AxisLinear(nn.Module):
@@ -49,14 +50,11 @@ class AxisLinear(nn.Module):
 
     def fold_batchnorm(self, bn: nn.BatchNorm2d) -> AxisLinear:
         """This layer followed by `bn` (over channels) as one layer with per-channel weights."""
-        scale = (bn.running_var.double() + bn.eps).rsqrt()
-        shift = -bn.running_mean.double() * scale
-        if bn.affine:
-            scale, shift = scale * bn.weight.double(), shift * bn.weight.double() + bn.bias.double()
-        folded = AxisLinear(self.size, self.axis, groups=len(scale)).to(self.weight)
+        weight, bias = fold_into_weights(self.weight, self.bias, bn)
+        folded = AxisLinear(self.size, self.axis, groups=weight.shape[0]).to(self.weight)
         with torch.no_grad():
-            folded.weight.copy_(self.weight.double() * scale[:, None, None])
-            folded.bias.copy_(self.bias.double() * scale[:, None] + shift[:, None])
+            folded.weight.copy_(weight)
+            folded.bias.copy_(bias)
         return folded
 
     def extra_repr(self) -> str:

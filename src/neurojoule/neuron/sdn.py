@@ -19,6 +19,7 @@ from torch import nn
 
 from neurojoule.neuron.lif_core import LIFDynamics, lif_trace
 from neurojoule.neuron.surrogate import Surrogate, spike
+from neurojoule.util.batchnorm import fold_into_weights
 from neurojoule.util.files import atomic_write_text
 
 SHIPPED_TAUS = (0.125, 0.25, 0.5)
@@ -89,9 +90,9 @@ class SurrogateDynamicNetwork(nn.Module):
         convs, norms = [copy.temporal, *copy.mixes], [copy.temporal_norm, *copy.mix_norms]
         with torch.no_grad():
             for conv, norm in zip(convs, norms, strict=True):
-                scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-                conv.weight.mul_(scale.reshape(-1, 1, 1))
-                conv.bias.copy_((conv.bias - norm.running_mean) * scale + norm.bias)
+                weight, bias = fold_into_weights(conv.weight, conv.bias, norm)
+                conv.weight.copy_(weight)
+                conv.bias.copy_(bias)
         copy._drop_norms()
         return copy
 
