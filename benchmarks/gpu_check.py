@@ -7,8 +7,8 @@ import json
 
 import torch
 
-from neurojoule.layers import S4D
-from neurojoule.neuron import LIFDynamics, lif
+from neurojoule.layers import S4D, S4DKernelConfig
+from neurojoule.neuron import LIFParameters, lif
 from neurojoule.neuron.sdn import SurrogateDynamicNetwork, sdn_spikes
 
 
@@ -16,16 +16,18 @@ def lif_cuda_matches_cpu() -> dict:
     x = torch.randn(512, 64, 32) * 1.5
     weight = torch.randn_like(x)
     result = {}
-    for decay, tau in (("multiplicative", 0.125), ("input", 2.0)):
-        dyn = LIFDynamics(decay=decay, reset="hard")
+    for form, params in (
+        ("multiplicative", LIFParameters(decay=0.125)),
+        ("input", LIFParameters(tau=2.0)),
+    ):
         grads, spikes = [], []
         for device in ("cpu", "cuda"):
             xd = x.detach().to(device).requires_grad_()
-            s, _ = lif(xd, time_dim=0, tau=tau, dynamics=dyn)
+            s, _ = lif(xd, params, time_dim=0)
             (s * weight.to(device)).sum().backward()
             spikes.append(s.detach().cpu())
             grads.append(xd.grad.cpu())
-        result[decay] = {
+        result[form] = {
             "spikes_equal": bool(torch.equal(*spikes)),
             "max_grad_diff": (grads[0] - grads[1]).abs().max().item(),
         }
@@ -33,7 +35,7 @@ def lif_cuda_matches_cpu() -> dict:
 
 
 def s4d_cuda_matches_cpu() -> dict:
-    layer = S4D(64, 64, bidirectional=True, dt_min=1e-4)
+    layer = S4D(64, S4DKernelConfig(d_state=64, bidirectional=True, dt_min=1e-4))
     u = torch.randn(4, 64, 2048)
     y_cpu = layer(u)
     y_cuda = layer.cuda()(u.cuda())

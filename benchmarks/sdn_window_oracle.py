@@ -15,10 +15,10 @@ import torch
 
 from neurojoule.neuron.lif_core import lif_trace
 from neurojoule.neuron.sdn import (
-    SDN_DYNAMICS,
-    SHIPPED_TAUS,
+    SHIPPED_DECAYS,
     causal_windows,
     load_sdn,
+    sdn_lif,
     spike_agreement,
 )
 
@@ -27,19 +27,17 @@ WINDOWS = (8, 12, 16)
 
 
 class WindowOracle(torch.nn.Module):
-    """tau * u[t-1] of the exact LIF run over y[t-k .. t-1] from rest, for every t; y [N, L].
-    A module with `tau`, like the SDN, so that `spike_agreement` scores both alike."""
+    """decay * u[t-1] of the exact LIF run over y[t-k .. t-1] from rest, for every t; y [N, L].
+    A module with `decay`, like the SDN, so that `spike_agreement` scores both alike."""
 
-    def __init__(self, tau: float, k: int):
+    def __init__(self, decay: float, k: int):
         super().__init__()
-        self.tau, self.k = tau, k
+        self.decay, self.k = decay, k
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        spikes, h = lif_trace(
-            causal_windows(y, self.k), time_dim=-1, tau=self.tau, dynamics=SDN_DYNAMICS
-        )
+        spikes, h = lif_trace(causal_windows(y, self.k), sdn_lif(self.decay), time_dim=-1)
         last_u = h[:, -1] * (1 - spikes[:, -1])  # hard reset to 0 after a spike
-        return (self.tau * last_u).reshape(y.shape)
+        return (self.decay * last_u).reshape(y.shape)
 
 
 def run(sequences: int = 500, length: int = 1024, seed: int = 0) -> list[dict]:
@@ -47,10 +45,10 @@ def run(sequences: int = 500, length: int = 1024, seed: int = 0) -> list[dict]:
     rows = []
     for name, (std, mean) in INPUTS.items():
         y = torch.randn(sequences, length, generator=generator) * std + mean
-        for tau in SHIPPED_TAUS:
-            row = {"inputs": name, "tau": tau, "sdn": spike_agreement(load_sdn(tau), y)[0]}
+        for decay in SHIPPED_DECAYS:
+            row = {"inputs": name, "decay": decay, "sdn": spike_agreement(load_sdn(decay), y)[0]}
             for k in WINDOWS:
-                row[f"oracle_k{k}"] = spike_agreement(WindowOracle(tau, k), y)[0]
+                row[f"oracle_k{k}"] = spike_agreement(WindowOracle(decay, k), y)[0]
             rows.append(row)
     return rows
 
@@ -63,11 +61,13 @@ def main() -> None:
         return
     print("spike agreement with the exact LIF (%): shipped SDN vs the exact LIF over a window")
     print(
-        f"{'inputs':<20} {'tau':>6} {'SDN':>8}" + "".join(f" {'k=' + str(k):>8}" for k in WINDOWS)
+        f"{'inputs':<20} {'decay':>6} {'SDN':>8}" + "".join(f" {'k=' + str(k):>8}" for k in WINDOWS)
     )
     for row in rows:
         cells = [row["sdn"]] + [row[f"oracle_k{k}"] for k in WINDOWS]
-        print(f"{row['inputs']:<20} {row['tau']:>6g}" + "".join(f" {100 * c:>8.3f}" for c in cells))
+        print(
+            f"{row['inputs']:<20} {row['decay']:>6g}" + "".join(f" {100 * c:>8.3f}" for c in cells)
+        )
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ def _cmd_sdn_eval(args) -> int:
         return _sdn_eval_on_model(args)
     if args.path is None and args.tau is None:
         raise ValueError("give --tau for a shipped SDN, --path for a file or --checkpoint")
-    net = load_sdn(tau=args.tau, path=args.path)
+    net = load_sdn(decay=args.tau, path=args.path)
     result = evaluate_sdn(net, sequences=args.sequences, seed=args.seed)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -310,7 +310,7 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_models(args) -> int:
-    from neurojoule.models import model_entry, model_names
+    from neurojoule.models import list_models, model_entry
     from neurojoule.models.registry import parameter_count
 
     rows = [
@@ -320,7 +320,7 @@ def _cmd_models(args) -> int:
             "input_shape": list(model_entry(name).input_shape),
             "description": model_entry(name).description,
         }
-        for name in model_names()
+        for name in list_models()
     ]
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -168,12 +168,12 @@ class SpikingNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.encoder = nn.Conv2d(2, 4, 3, padding=1)
-        self.lif1 = LIF(time_dim=0, tau=0.5)
+        self.lif1 = LIF(time_dim=0, decay=0.5)
         self.conv = nn.Sequential(nn.Conv2d(4, 4, 3, stride=2, padding=1))
         self.grouped = nn.Conv2d(4, 4, 1, stride=2, groups=2)
-        self.lif2 = LIF(time_dim=0, tau=0.5)
+        self.lif2 = LIF(time_dim=0, decay=0.5)
         self.fc1 = nn.Linear(4 * 3 * 3, 8)
-        self.lif3 = LIF(time_dim=0, tau=0.5)
+        self.lif3 = LIF(time_dim=0, decay=0.5)
         self.fc2 = nn.Linear(8, 3)
         self.unused = nn.Linear(3, 3)
 

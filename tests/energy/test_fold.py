@@ -236,9 +236,9 @@ class SpikingConvNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
-        self.lif1 = LIF(time_dim=0, tau=0.5)
+        self.lif1 = LIF(time_dim=0, decay=0.5)
         self.block = nn.Sequential(nn.Conv2d(4, 6, 3, stride=2), nn.BatchNorm2d(6))
-        self.lif2 = LIF(time_dim=0, tau=0.5)
+        self.lif2 = LIF(time_dim=0, decay=0.5)
         self.head = nn.Sequential(
             nn.BatchNorm2d(6), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3)
         )

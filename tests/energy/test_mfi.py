@@ -54,7 +54,7 @@ class SpikingPair(nn.Module):
     def __init__(self):
         super().__init__()
         self.encoder = nn.Linear(4, 4)
-        self.lif = LIF(time_dim=0, tau=0.5)
+        self.lif = LIF(time_dim=0, decay=0.5)
         self.classifier = nn.Linear(4, 2)
 
     def forward(self, x):

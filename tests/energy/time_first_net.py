@@ -7,12 +7,12 @@ from neurojoule.neuron import LIF
 
 
 class TimeFirstNet(nn.Module):
-    """fc1 (identity) -> LIF(tau 0.5) -> fc2, on [T, B, 3]."""
+    """fc1 (identity) -> LIF(decay 0.5) -> fc2, on [T, B, 3]."""
 
     def __init__(self):
         super().__init__()
         self.fc1 = nn.Linear(3, 3)
-        self.lif = LIF(time_dim=0, tau=0.5)
+        self.lif = LIF(time_dim=0, decay=0.5)
         self.fc2 = nn.Linear(3, 2)
         with torch.no_grad():
             self.fc1.weight.copy_(torch.eye(3))

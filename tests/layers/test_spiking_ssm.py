@@ -6,15 +6,17 @@ from torch import nn
 from neurojoule.layers import (
     S4D,
     S4DBlock,
+    S4DKernelConfig,
     SpikingS4DBlock,
     SSMBackbone,
     lif_mode,
     set_lif_mode,
     ssm_neurons,
 )
-from neurojoule.neuron import SSMNeuron
+from neurojoule.neuron import SSMNeuron, SSMNeuronConfig
 
 H, N = 6, 8
+KERNEL = S4DKernelConfig(d_state=N)
 
 
 def gated_conv(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
@@ -24,19 +26,20 @@ def gated_conv(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
 
 
 def s4d_copy(block: nn.Module, bidirectional: bool) -> S4D:
-    ssm = S4D(H, N, bidirectional=bidirectional).double()
+    ssm = S4D(H, S4DKernelConfig(d_state=N, bidirectional=bidirectional)).double()
     ssm.load_state_dict(block.ssm.state_dict())
     return ssm
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_spiking_block_is_s4d_then_neuron_then_gated_conv(bidirectional):
-    block = SpikingS4DBlock(H, N, bidirectional=bidirectional, threshold="channel").double()
+    kernel = S4DKernelConfig(d_state=N, bidirectional=bidirectional)
+    block = SpikingS4DBlock(H, kernel, SSMNeuronConfig(threshold="channel")).double()
     with torch.no_grad():
         block.neuron.ln_vth.copy_(0.5 * torch.randn(H, 1))
     x = torch.randn(3, H, 50, dtype=torch.float64)
 
-    neuron = SSMNeuron(H, threshold="channel").double()
+    neuron = SSMNeuron(H, SSMNeuronConfig(threshold="channel")).double()
     neuron.load_state_dict(block.neuron.state_dict())
     expected = gated_conv(neuron(s4d_copy(block, bidirectional)(x)), block.conv)
 
@@ -44,7 +47,7 @@ def test_spiking_block_is_s4d_then_neuron_then_gated_conv(bidirectional):
 
 
 def test_s4d_block_is_s4d_then_gelu_then_gated_conv():
-    block = S4DBlock(H, N, bidirectional=True).double()
+    block = S4DBlock(H, S4DKernelConfig(d_state=N, bidirectional=True)).double()
     x = torch.randn(3, H, 50, dtype=torch.float64)
     expected = gated_conv(F.gelu(s4d_copy(block, True)(x)), block.conv)
     torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-12)
@@ -52,7 +55,7 @@ def test_s4d_block_is_s4d_then_gelu_then_gated_conv():
 
 @pytest.mark.parametrize("mode", ["bptt", "sltt", "sdn"])
 def test_the_gated_conv_of_a_spiking_block_receives_only_spikes(mode):
-    backbone = SSMBackbone(H, 3, block_kwargs={"d_state": N, "lif_mode": mode}, norm="layer")
+    backbone = SSMBackbone(H, 3, kernel=KERNEL, neuron=SSMNeuronConfig(mode=mode), norm="layer")
     seen = []
     for layer in backbone.layers:
         layer.block.conv.register_forward_hook(lambda m, args, out: seen.append(args[0]))
@@ -105,9 +108,8 @@ def layer_outputs(backbone: SSMBackbone, x: torch.Tensor) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("spiking", [True, False])
 def test_postnorm_layer_norm_normalises_every_position_of_every_layer(spiking):
-    backbone = SSMBackbone(
-        16, 3, spiking=spiking, block_kwargs={"d_state": N}, prenorm=False, norm="layer"
-    )
+    neuron = SSMNeuronConfig() if spiking else None
+    backbone = SSMBackbone(16, 3, kernel=KERNEL, neuron=neuron, prenorm=False, norm="layer")
     outputs = layer_outputs(backbone, 5 * torch.randn(2, 16, 40) + 3)
     assert len(outputs) == 3
     for out in outputs:
@@ -116,29 +118,34 @@ def test_postnorm_layer_norm_normalises_every_position_of_every_layer(spiking):
 
 
 def test_postnorm_batch_norm_normalises_every_channel_of_every_layer_in_training():
-    backbone = SSMBackbone(16, 3, block_kwargs={"d_state": N}, prenorm=False, norm="batch")
+    backbone = SSMBackbone(
+        16, 3, kernel=KERNEL, neuron=SSMNeuronConfig(), prenorm=False, norm="batch"
+    )
     for out in layer_outputs(backbone, 5 * torch.randn(4, 16, 40) + 3):
         torch.testing.assert_close(out.mean((0, 2)), torch.zeros(16), rtol=0, atol=1e-5)
         std = out.std((0, 2), unbiased=False)
         torch.testing.assert_close(std, torch.ones(16), rtol=0, atol=1e-3)
 
 
-def test_block_dropout_defaults_to_the_backbone_dropout():
-    backbone = SSMBackbone(H, 1, block_kwargs={"d_state": N}, dropout=0.25)
-    layer = backbone.layers[0]
-    assert layer.dropout.p == 0.25 and layer.block.dropout.p == 0.25
-    override = SSMBackbone(H, 1, block_kwargs={"d_state": N, "dropout": 0.0}, dropout=0.25)
-    assert override.layers[0].block.dropout.p == 0.0
+@pytest.mark.parametrize("neuron", [SSMNeuronConfig(decay=0.25, threshold="shared"), None])
+def test_blocks_take_the_configs_whole_and_the_backbone_dropout(neuron):
+    kernel = S4DKernelConfig(d_state=4, bidirectional=True, trainable_B=True, init="inv")
+    backbone = SSMBackbone(H, 2, kernel=kernel, neuron=neuron, dropout=0.25)
+    for layer in backbone.layers:
+        assert layer.dropout.p == 0.25 and layer.block.dropout.p == 0.25
+        assert layer.block.ssm.kernel.config is kernel
+        if neuron is not None:
+            assert layer.block.neuron.config is neuron and layer.block.neuron.decay == 0.25
 
 
 def test_non_spiking_backbone_has_no_neurons():
-    backbone = SSMBackbone(H, 2, spiking=False, block_kwargs={"d_state": N})
+    backbone = SSMBackbone(H, 2, kernel=KERNEL, neuron=None)
     assert ssm_neurons(backbone) == {}
     assert all(isinstance(layer.block, S4DBlock) for layer in backbone.layers)
 
 
 def test_set_lif_mode_switches_every_neuron_and_can_be_undone():
-    backbone = SSMBackbone(H, 3, block_kwargs={"d_state": N, "lif_mode": "sltt"})
+    backbone = SSMBackbone(H, 3, kernel=KERNEL, neuron=SSMNeuronConfig(mode="sltt"))
     names = [f"layers.{i}.block.neuron" for i in range(3)]
     assert list(ssm_neurons(backbone)) == names
 
@@ -155,7 +162,7 @@ def test_set_lif_mode_switches_every_neuron_and_can_be_undone():
 
 
 def test_set_lif_mode_rejects_bad_modes_and_names_without_changing_anything():
-    backbone = SSMBackbone(H, 2, block_kwargs={"d_state": N, "lif_mode": "bptt"})
+    backbone = SSMBackbone(H, 2, kernel=KERNEL, neuron=SSMNeuronConfig())
     with pytest.raises(ValueError, match="mode must be one of"):
         set_lif_mode(backbone, "exact")
     with pytest.raises(ValueError, match="unknown"):
@@ -166,9 +173,10 @@ def test_set_lif_mode_rejects_bad_modes_and_names_without_changing_anything():
 
 
 def test_set_lif_mode_restores_all_neurons_when_one_has_no_sdn():
-    backbone = SSMBackbone(
-        H, 2, block_factory=lambda i: SpikingS4DBlock(H, N, tau=0.125 if i == 0 else 0.3)
-    )
+    def block(index: int) -> SpikingS4DBlock:
+        return SpikingS4DBlock(H, KERNEL, SSMNeuronConfig(decay=0.125 if index == 0 else 0.3))
+
+    backbone = SSMBackbone(H, 2, block_factory=block)
     with pytest.raises(ValueError, match="no SDN is shipped"):
         set_lif_mode(backbone, "sdn")
     assert all(n.mode == "bptt" for n in ssm_neurons(backbone).values())
@@ -180,6 +188,9 @@ def test_bad_backbone_settings():
     with pytest.raises(ValueError, match="n_layers >= 1"):
         SSMBackbone(H, 0)
     with pytest.raises(ValueError, match="not both"):
-        SSMBackbone(H, 1, block_kwargs={"d_state": N}, block_factory=lambda i: Doubler())
+        SSMBackbone(H, 1, kernel=KERNEL, block_factory=lambda i: Doubler())
     with pytest.raises(ValueError, match=r"\[B, H, L\]"):
-        SSMBackbone(H, 1, block_kwargs={"d_state": N})(torch.randn(2, H + 1, 10))
+        SSMBackbone(H, 1, kernel=KERNEL)(torch.randn(2, H + 1, 10))
+    for shape in ((0, H, 10), (2, H, 0)):
+        with pytest.raises(ValueError, match="expected at least one sequence"):
+            SSMBackbone(H, 1, kernel=KERNEL)(torch.randn(shape))

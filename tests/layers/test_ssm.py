@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from neurojoule.layers import S4D, S4DKernel, fft_conv, ssm_parameter_groups
+from neurojoule.layers import S4D, S4DKernel, S4DKernelConfig, fft_conv, ssm_parameter_groups
 
 
 def _complex(p: torch.Tensor) -> np.ndarray:
@@ -50,10 +50,11 @@ def _randomise(layer: S4D) -> None:
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_fft_path_equals_recurrence(init, trainable_B, bidirectional):
     H, L = 3, 37
-    layer = S4D(
-        H, 8, dt_min=0.01, dt_max=0.5, init=init, bidirectional=bidirectional,
+    config = S4DKernelConfig(
+        d_state=8, dt_min=0.01, dt_max=0.5, init=init, bidirectional=bidirectional,
         trainable_B=trainable_B,
-    ).double()  # fmt: skip
+    )  # fmt: skip
+    layer = S4D(H, config).double()
     _randomise(layer)
     u = torch.randn(2, H, L, dtype=torch.float64)
 
@@ -68,7 +69,7 @@ def test_fft_path_equals_recurrence(init, trainable_B, bidirectional):
 
 
 def test_kernel_equals_closed_form():
-    kernel = S4DKernel(2, 4, init="inv").double()
+    kernel = S4DKernel(2, S4DKernelConfig(d_state=4, init="inv")).double()
     with torch.no_grad():
         kernel.B.copy_(torch.randn_like(kernel.B))
     L = 5
@@ -118,7 +119,7 @@ def _b_as_complex(kernel: S4DKernel) -> torch.Tensor:
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_lin_init(bidirectional):
     N = 16
-    kernel = S4DKernel(5, N, init="lin", bidirectional=bidirectional)
+    kernel = S4DKernel(5, S4DKernelConfig(d_state=N, init="lin", bidirectional=bidirectional))
     channels = 10 if bidirectional else 5
     A = kernel.A.detach()
     assert A.shape == (channels, N // 2)
@@ -130,7 +131,7 @@ def test_lin_init(bidirectional):
 
 def test_inv_init():
     N = 8
-    A = S4DKernel(3, N, init="inv").A.detach()
+    A = S4DKernel(3, S4DKernelConfig(d_state=N, init="inv")).A.detach()
     expected_imag = torch.tensor([N / math.pi * (N / (2 * n + 1) - 1) for n in range(N // 2)])
     torch.testing.assert_close(A.real, torch.full_like(A.real, -0.5))
     torch.testing.assert_close(A.imag, expected_imag.expand(3, -1))
@@ -138,7 +139,9 @@ def test_inv_init():
 
 @pytest.mark.parametrize(("dt_min", "dt_max"), [(1e-3, 1e-1), (1e-4, 1e-1), (0.05, 0.05)])
 def test_log_dt_within_range(dt_min, dt_max):
-    log_dt = S4DKernel(512, 4, dt_min=dt_min, dt_max=dt_max).log_dt.detach()
+    log_dt = S4DKernel(
+        512, S4DKernelConfig(d_state=4, dt_min=dt_min, dt_max=dt_max)
+    ).log_dt.detach()
     assert log_dt.shape == (512,)
     eps = 1e-6
     assert log_dt.min() >= math.log(dt_min) - eps
@@ -148,7 +151,7 @@ def test_log_dt_within_range(dt_min, dt_max):
 
 
 def test_c_is_complex_standard_normal_and_d_standard_normal():
-    layer = S4D(256, 64)
+    layer = S4D(256, S4DKernelConfig(d_state=64))
     C = torch.view_as_complex(layer.kernel.C.detach())
     assert abs(C.real.var().item() - 0.5) < 0.05
     assert abs(C.imag.var().item() - 0.5) < 0.05
@@ -156,8 +159,8 @@ def test_c_is_complex_standard_normal_and_d_standard_normal():
 
 
 def test_fixed_b_is_a_buffer_and_trainable_b_a_parameter():
-    fixed = S4DKernel(2, 4)
-    trainable = S4DKernel(2, 4, trainable_B=True)
+    fixed = S4DKernel(2, S4DKernelConfig(d_state=4))
+    trainable = S4DKernel(2, S4DKernelConfig(d_state=4, trainable_B=True))
     assert "B" not in dict(fixed.named_parameters())
     assert "B" in dict(fixed.named_buffers())
     assert "B" in dict(trainable.named_parameters())
@@ -166,9 +169,9 @@ def test_fixed_b_is_a_buffer_and_trainable_b_a_parameter():
 @pytest.mark.parametrize(("lr", "kernel_lr"), [(0.01, 0.001), (5e-4, 5e-4)])
 def test_parameter_groups(lr, kernel_lr):
     model = nn.Sequential(
-        S4D(4, 8),
+        S4D(4, S4DKernelConfig(d_state=8)),
         nn.Linear(4, 4),
-        S4D(4, 8, bidirectional=True, trainable_B=True),
+        S4D(4, S4DKernelConfig(d_state=8, bidirectional=True, trainable_B=True)),
     )
     groups = ssm_parameter_groups(model, lr=lr, weight_decay=0.05)
 
@@ -195,7 +198,7 @@ def test_parameter_groups(lr, kernel_lr):
 
 def test_parameter_groups_without_kernels_and_with_shared_layer():
     assert [g["name"] for g in ssm_parameter_groups(nn.Linear(2, 2), 0.01, 0.01)] == ["default"]
-    shared = S4D(2, 4)
+    shared = S4D(2, S4DKernelConfig(d_state=4))
     groups = ssm_parameter_groups(nn.Sequential(shared, shared), 0.01, 0.01)
     ids = [id(p) for group in groups for p in group["params"]]
     assert len(ids) == len(set(ids)) == len(list(shared.parameters()))
@@ -204,7 +207,7 @@ def test_parameter_groups_without_kernels_and_with_shared_layer():
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_gradients_reach_every_parameter(bidirectional):
     H = 3
-    layer = S4D(H, 8, bidirectional=bidirectional, trainable_B=True)
+    layer = S4D(H, S4DKernelConfig(d_state=8, bidirectional=bidirectional, trainable_B=True))
     layer(torch.randn(2, H, 64)).square().sum().backward()
     for name, p in layer.named_parameters():
         assert torch.isfinite(p.grad).all(), name
@@ -217,14 +220,14 @@ def test_gradients_reach_every_parameter(bidirectional):
     "shape", [(3, 16), (2, 4, 16), (2, 3, 4, 16), (2, 16, 3)], ids=["2d", "H", "4d", "BLH"]
 )
 def test_bad_input_shape_raises(shape):
-    layer = S4D(3, 4)
+    layer = S4D(3, S4DKernelConfig(d_state=4))
     with pytest.raises(ValueError, match=r"\[B, H, L\] with H = d_model = 3"):
         layer(torch.randn(shape))
 
 
 def test_integer_input_raises():
-    with pytest.raises(ValueError, match="floating point"):
-        S4D(3, 4)(torch.ones(1, 3, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="float tensor"):
+        S4D(3, S4DKernelConfig(d_state=4))(torch.ones(1, 3, 5, dtype=torch.long))
 
 
 @pytest.mark.parametrize(
@@ -239,11 +242,17 @@ def test_integer_input_raises():
 )
 def test_bad_config_raises(kwargs):
     with pytest.raises(ValueError, match="S4D"):
-        S4D(3, **kwargs)
+        S4DKernelConfig(**kwargs)
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 16), (2, 3, 0)], ids=["batch-0", "length-0"])
+def test_empty_input_raises_saying_so(shape):
+    with pytest.raises(ValueError, match="expected at least one sequence of at least one step"):
+        S4D(3, S4DKernelConfig(d_state=4))(torch.randn(shape))
 
 
 def test_kernel_length_follows_input_and_is_causal():
-    layer = S4D(2, 4)
+    layer = S4D(2, S4DKernelConfig(d_state=4))
     u = torch.randn(1, 2, 20)
     y_short = layer(u[..., :12])
     y_long = layer(u)

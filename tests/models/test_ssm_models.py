@@ -15,7 +15,7 @@ from neurojoule.models import (
     SequenceClassifier,
     SSMConfig,
     build_model,
-    model_names,
+    list_models,
     register_model,
     registry,
     ssm_config,
@@ -188,7 +188,8 @@ def test_a_few_training_steps_decrease_the_loss(fields):
         ({"bidirectional": "yes"}, "bidirectional"),
         ({"norm": "group"}, "norm"),
         ({"dropout": 1.0}, "dropout"),
-        ({"tau": 0.0}, "tau"),
+        ({"decay": 1.5}, "decay"),
+        ({"decay": "0.125"}, "decay"),
         ({"threshold": "layer"}, "threshold"),
         ({"lif_mode": "exact"}, "lif_mode"),
         ({"surrogate": "nope"}, "surrogate"),
@@ -200,7 +201,7 @@ def test_a_few_training_steps_decrease_the_loss(fields):
         ({"num_classes": 0}, "num_classes"),
         ({"vocab_size": 10, "in_channels": 1}, "vocab_size"),
         ({"paired": True, "in_channels": 1}, "vocab_size"),
-        ({"lif_mode": "sdn", "tau": 0.3}, "tau"),
+        ({"lif_mode": "sdn", "decay": 0.3}, "decay"),
         ({"trainable_B": "yes"}, "trainable_B"),
         ({"causal": True, "bidirectional": True, "norm": "layer"}, "bidirectional"),
         ({"causal": True, "bidirectional": False, "norm": "batch"}, "norm"),
@@ -226,9 +227,9 @@ def test_trainable_b_reaches_every_kernel_and_trains_with_the_kernel_group(spiki
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in b_params)
 
 
-def test_exact_modes_accept_any_tau_and_non_spiking_models_ignore_lif_settings():
-    assert SSMConfig(lif_mode="bptt", tau=0.3).tau == 0.3
-    assert not SSMConfig(spiking=False, tau=0.3).spiking
+def test_exact_modes_accept_any_decay_and_non_spiking_models_ignore_lif_settings():
+    assert SSMConfig(lif_mode="bptt", decay=0.3).decay == 0.3
+    assert not SSMConfig(spiking=False, decay=0.3).spiking
 
 
 def test_bad_model_configs_and_unknown_fields():
@@ -264,7 +265,8 @@ def test_wrong_inputs_raise_saying_what_was_expected():
 
 
 def test_registry_builds_each_ssm_model_with_overrides():
-    assert {"spiking-ssm", "s4d", "spiking-ssm-lm", "s4d-lm"} <= set(model_names())
+    assert list_models("*s4d*") == ["s4d", "s4d-lm"]
+    assert list_models("spiking-ssm*") == ["spiking-ssm", "spiking-ssm-lm"]
     expected = {
         "spiking-ssm": (SequenceClassifier, SpikingS4DBlock),
         "s4d": (SequenceClassifier, S4DBlock),
@@ -293,10 +295,59 @@ def test_unknown_and_duplicate_names(monkeypatch):
     with pytest.raises(ValueError, match="unknown model 'ssm'.*s4d, s4d-lm, spikformer"):
         build_model("ssm")
     monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
-    register_model(
-        "tiny-s4d", lambda config=None, **kw: build_model("s4d", config, **kw), "t", ("batch", 4)
-    )
-    assert "tiny-s4d" in model_names()
-    assert registry.model_entry("tiny-s4d").description == "t"
+
+    @register_model("tiny-s4d", input_shape=("batch", 4))
+    def tiny_s4d(config=None, **overrides):
+        """A tiny S4D.
+
+        More lines, which the registry leaves out."""
+        return build_model("s4d", config, **overrides)
+
+    assert list_models("tiny-*") == ["tiny-s4d"]
+    assert registry.model_entry("tiny-s4d") == (tiny_s4d, "A tiny S4D.", ("batch", 4))
     with pytest.raises(ValueError, match="already registered"):
-        register_model("s4d", lambda config=None: None, "again", ("batch",))
+        register_model("s4d", input_shape=("batch",), description="again")(lambda config=None: None)
+    with pytest.raises(ValueError, match="needs a description"):
+        register_model("no-doc", input_shape=("batch",))(lambda config=None: None)
+
+
+def test_one_kernel_config_and_one_neuron_config_reach_every_layer():
+    config = tiny(in_channels=1, d_state=4, dt_min=0.01, init="inv", trainable_B=True, decay=0.25)
+    model = SequenceClassifier(config)
+    kernels = [layer.block.ssm.kernel.config for layer in model.backbone.layers]
+    neurons = [layer.block.neuron.config for layer in model.backbone.layers]
+    assert kernels == [config.kernel_config()] * 2 and len({id(k) for k in kernels}) == 1
+    assert neurons == [config.neuron_config()] * 2 and len({id(n) for n in neurons}) == 1
+    assert (kernels[0].d_state, kernels[0].dt_min, kernels[0].init) == (4, 0.01, "inv")
+    assert neurons[0].decay == 0.25 and model.backbone.layers[1].block.neuron.decay == 0.25
+
+
+@pytest.mark.parametrize(
+    ("config", "x"),
+    [
+        ({"vocab_size": 20}, torch.ones(0, 10, dtype=torch.long)),
+        ({"vocab_size": 20}, torch.ones(2, 0, dtype=torch.long)),
+        ({"vocab_size": 20, "paired": True}, torch.ones(2, 2, 0, dtype=torch.long)),
+        ({"in_channels": 3}, torch.ones(2, 0, 3)),
+        ({"in_channels": 3}, torch.ones(0, 10, 3)),
+    ],
+)
+def test_empty_inputs_raise_saying_so(config, x):
+    with pytest.raises(ValueError, match="expected a non-empty input.*at least one step"):
+        SequenceClassifier(tiny(**config))(x)
+
+
+def test_empty_language_model_input_raises_saying_so():
+    model = CausalLM(tiny(vocab_size=30, bidirectional=False, norm="layer", causal=True))
+    with pytest.raises(ValueError, match="non-empty input"):
+        model(torch.ones(2, 0, dtype=torch.long))
+    with pytest.raises(ValueError, match="non-empty input"):
+        model.loss(torch.ones(0, 5, dtype=torch.long), torch.ones(0, 5, dtype=torch.long))
+
+
+def test_non_finite_real_input_is_rejected_with_a_count():
+    model = SequenceClassifier(tiny(in_channels=2))
+    x = torch.randn(3, 16, 2)
+    x[0, 3, 1], x[2, 0, 0] = float("nan"), float("inf")
+    with pytest.raises(ValueError, match=r"SequenceClassifier input has 2 non-finite value"):
+        model(x)

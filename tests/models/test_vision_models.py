@@ -11,9 +11,8 @@ from neurojoule.energy import (
     measure_energy,
     unfolded_batchnorms,
 )
-from neurojoule.models import build_model
-from neurojoule.models.registry import model_entry, parameter_count
-from neurojoule.neuron import SpikingNeuron
+from neurojoule.models import build_model, list_models, model_entry, parameter_count
+from neurojoule.neuron import LIF, SpikingNeuron
 
 # Parameter counts as published: spiking MLP (Li et al., TNNLS 2024, ImageNet) and Spikformer
 # (Zhou et al., ICLR 2023: 9.32M on CIFAR-10, 66.34M on ImageNet).
@@ -135,7 +134,7 @@ def test_small_models_classify_their_input_shape():
         _, channels, side, _ = model_entry(name).input_shape
         model = build_model(name, steps=1)
         assert model(torch.rand(2, channels, side, side)).shape == (2, 10)
-        with pytest.raises(ValueError, match=f"expects images \\[batch, {channels}, {side}"):
+        with pytest.raises(ValueError, match=f"expects float images \\[batch, {channels}, {side}"):
             model(torch.rand(2, channels, side + 1, side))
 
 
@@ -149,5 +148,40 @@ def test_per_block_settings_reach_the_neurons():
     assert first.attention.attn_lif.v_threshold == 0.5
     with pytest.raises(ValueError, match="one value or 2"):
         build_model("spikformer", depth=2, heads=(2, 4, 4))
-    with pytest.raises(ValueError, match="no fields \\['width'\\]"):
+    with pytest.raises(ValueError, match="unknown SpikingMLPConfig fields \\['width'\\]"):
         build_model("spiking-mlp", width=3)
+
+
+@pytest.mark.parametrize("name", ["spiking-mlp", "spikformer", "dense-snn"])
+def test_image_models_reject_non_finite_pixels_and_empty_batches(name):
+    _, channels, side, _ = model_entry(name).input_shape
+    model = build_model(name, steps=1)
+    images = torch.rand(2, channels, side, side)
+    images[1, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="input has 1 non-finite value"):
+        model(images)
+    with pytest.raises(ValueError, match="batch of 0"):
+        model(torch.rand(0, channels, side, side))
+
+
+def test_dense_snn_is_registered_and_builds_with_the_sizes_train_passes():
+    model = build_model("dense-snn", num_classes=10, in_channels=1, image_size=8)
+    assert model_entry("dense-snn").input_shape == ("batch", 1, 8, 8)
+    images = torch.rand(5, 1, 8, 8)
+    logits = model(images)
+    assert logits.shape == (5, 10)
+    torch.testing.assert_close(model(images.flatten(1)), logits, rtol=0, atol=0)
+    wide = build_model("dense-snn", {"hidden": (32,)}, num_classes=3, in_channels=2, image_size=4)
+    assert wide(torch.rand(2, 2, 4, 4)).shape == (2, 3)
+    assert [m.channels for m in wide.modules() if isinstance(m, LIF)] == [32]
+    with pytest.raises(
+        ValueError, match=r"expects float images \[batch, 2, 4, 4\] or \[batch, 32\]"
+    ):
+        wide(torch.rand(2, 1, 4, 4))
+
+
+def test_every_registered_model_builds_by_name_with_its_defaults():
+    for name in list_models():
+        entry = model_entry(name)
+        assert entry.description and entry.input_shape[0] == "batch"
+        assert parameter_count(name) > 0

@@ -1,10 +1,14 @@
+"""The per-step LIF function against the equations written out, and both backends of `lif`
+against a plain Python iteration of the per-step function."""
+
 import itertools
+from dataclasses import replace
 
 import pytest
 import torch
 
 import neurojoule.neuron.lif_core as lif_module
-from neurojoule.neuron import LIF, LIFDynamics, lif, lif_trace
+from neurojoule.neuron import LIFParameters, lif, lif_step, lif_trace
 
 
 class _StraightThroughStep(torch.autograd.Function):
@@ -29,13 +33,13 @@ DERIVATIVES = {
 }
 
 
-def reference_lif(x, u0, tau, vth, *, decay, reset, v_reset, detach_reset, sltt, surrogate):
+def written_out(x, u0, leak, vth, *, form, reset, v_reset, detach_reset, sltt, surrogate):
     """The LIF equations step by step, time on axis 0, each written out in full."""
     u = u0
     out = []
     for t in range(x.shape[0]):
         prev = u.detach() if sltt else u
-        h = tau * prev + x[t] if decay == "multiplicative" else prev + (x[t] - prev) / tau
+        h = leak * prev + x[t] if form == "multiplicative" else prev + (x[t] - prev) / leak
         s = _StraightThroughStep.apply(h - vth, DERIVATIVES[surrogate])
         r = s.detach() if detach_reset else s
         u = h - r * vth if reset == "soft" else (1 - r) * h + r * v_reset
@@ -43,15 +47,29 @@ def reference_lif(x, u0, tau, vth, *, decay, reset, v_reset, detach_reset, sltt,
     return torch.stack(out), u
 
 
-def _inputs(dtype, steps=37, shape=(3, 5), decay="multiplicative", per_neuron=True):
+def step_loop(x, u0, params):
+    """The reference of the backends: lif_step applied along axis 0 in plain Python."""
+    u, out = u0, []
+    for x_t in x:
+        s, u = lif_step(x_t, u, params)
+        out.append(s)
+    return torch.stack(out), u
+
+
+def _inputs(dtype, form, steps=37, shape=(3, 5)):
     x = (torch.randn(steps, *shape, dtype=dtype) * 0.8 + 0.4).requires_grad_()
     u0 = (torch.rand(shape, dtype=dtype) * 0.5).requires_grad_()
-    if decay == "multiplicative":
-        tau = torch.rand(shape[-1], dtype=dtype) * 0.6 + 0.1 if per_neuron else torch.tensor(0.125)
+    if form == "multiplicative":
+        leak = torch.rand(shape[-1], dtype=dtype) * 0.6 + 0.1
     else:
-        tau = torch.rand(shape[-1], dtype=dtype) * 2 + 1.5 if per_neuron else torch.tensor(2.0)
-    vth = torch.rand(shape[-1], dtype=dtype) * 0.8 + 0.6 if per_neuron else torch.tensor(1.0)
-    return x, u0, tau.to(dtype).requires_grad_(), vth.to(dtype).requires_grad_()
+        leak = torch.rand(shape[-1], dtype=dtype) * 2 + 1.5
+    vth = torch.rand(shape[-1], dtype=dtype) * 0.8 + 0.6
+    return x, u0, leak.requires_grad_(), vth.requires_grad_()
+
+
+def _params(form, leak, vth, **settings) -> LIFParameters:
+    leaks = {"decay": leak} if form == "multiplicative" else {"tau": leak}
+    return LIFParameters(**leaks, v_threshold=vth, **settings)
 
 
 def _grads(spikes, state, leaves):
@@ -63,45 +81,53 @@ def _grads(spikes, state, leaves):
     ]
 
 
-MODES = list(
+COMBINATIONS = list(
     itertools.product(
-        ["multiplicative", "input"],  # decay
+        ["multiplicative", "input"],  # decay form
         ["hard", "soft"],  # reset
+        [0.0, -0.2],  # v_reset
         [False, True],  # detach_reset
-        ["bptt", "sltt"],  # mode
+        [False, True],  # detach_state (SLTT)
     )
 )
 
 
+@pytest.mark.parametrize(("form", "reset", "v_reset", "detach_reset", "sltt"), COMBINATIONS)
+def test_the_step_function_is_the_written_out_equations(form, reset, v_reset, detach_reset, sltt):
+    surrogate = "triangle" if reset == "hard" else "sigmoid(alpha=4)"
+    x, u0, leak, vth = _inputs(torch.float64, form)
+    leaves = (x, u0, leak, vth)
+    settings = dict(reset=reset, v_reset=v_reset, detach_reset=detach_reset, detach_state=sltt)
+    spikes, state = step_loop(x, u0, _params(form, leak, vth, surrogate=surrogate, **settings))
+    ref_spikes, ref_state = written_out(
+        x, u0, leak, vth, form=form, reset=reset, v_reset=v_reset,
+        detach_reset=detach_reset, sltt=sltt, surrogate=surrogate,
+    )  # fmt: skip
+    assert torch.equal(spikes, ref_spikes) and 0.05 < spikes.mean() < 0.95
+    torch.testing.assert_close(state, ref_state, rtol=0, atol=1e-12)
+    for got, want in zip(
+        _grads(spikes, state, leaves), _grads(ref_spikes, ref_state, leaves), strict=True
+    ):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("backend", ["numba", "torch"])
-@pytest.mark.parametrize(("decay", "reset", "detach_reset", "mode"), MODES)
-def test_agrees_with_reference_loop(backend, decay, reset, detach_reset, mode, monkeypatch):
+@pytest.mark.parametrize(("form", "reset", "v_reset", "detach_reset", "sltt"), COMBINATIONS)
+def test_backend_equals_the_step_loop(
+    backend, form, reset, v_reset, detach_reset, sltt, monkeypatch
+):
     # Small backward chunks so that the numba path crosses several chunk boundaries.
     monkeypatch.setattr(lif_module, "_CHUNK_ELEMENTS", 40)
-    surrogate = "triangle" if reset == "hard" else "sigmoid(alpha=4)"
-    v_reset = 0.0 if detach_reset else -0.2
+    surrogate = "triangle" if reset == "hard" else "atan(alpha=2)"
+    settings = dict(reset=reset, v_reset=v_reset, detach_reset=detach_reset, detach_state=sltt)
     for dtype in (torch.float64, torch.float32):
-        x, u0, tau, vth = _inputs(dtype, decay=decay)
-        leaves = (x, u0, tau, vth)
-        dyn = LIFDynamics(decay, reset, v_reset, detach_reset, mode, surrogate)
-        spikes, state = lif(
-            x, time_dim=0, tau=tau, v_threshold=vth, dynamics=dyn, state=u0, backend=backend
-        )
-        ref_spikes, ref_state = reference_lif(
-            x,
-            u0,
-            tau,
-            vth,
-            decay=decay,
-            reset=reset,
-            v_reset=v_reset,
-            detach_reset=detach_reset,
-            sltt=mode == "sltt",
-            surrogate=surrogate,
-        )
-        assert torch.equal(spikes, ref_spikes)
-        assert 0.05 < spikes.mean() < 0.95
-        torch.testing.assert_close(state, ref_state, rtol=1e-6, atol=1e-6)
+        x, u0, leak, vth = _inputs(dtype, form)
+        leaves = (x, u0, leak, vth)
+        params = _params(form, leak, vth, surrogate=surrogate, **settings)
+        spikes, state = lif(x, params, time_dim=0, state=u0, backend=backend)
+        ref_spikes, ref_state = step_loop(x, u0, params)
+        assert torch.equal(spikes, ref_spikes) and 0.05 < spikes.mean() < 0.95
+        assert torch.equal(state, ref_state)
         for got, want in zip(
             _grads(spikes, state, leaves), _grads(ref_spikes, ref_state, leaves), strict=True
         ):
@@ -110,21 +136,20 @@ def test_agrees_with_reference_loop(backend, decay, reset, detach_reset, mode, m
 
 def test_numba_and_torch_backends_give_identical_spikes_on_long_input():
     x = torch.randn(3000, 64) * 1.5
-    for decay, tau in (("multiplicative", 0.125), ("input", 2.0)):
-        dyn = LIFDynamics(decay=decay)
-        a, ua = lif(x, time_dim=0, tau=tau, dynamics=dyn, backend="numba")
-        b, ub = lif(x, time_dim=0, tau=tau, dynamics=dyn, backend="torch")
+    for params in (LIFParameters(decay=0.125), LIFParameters(tau=2.0)):
+        a, ua = lif(x, params, time_dim=0, backend="numba")
+        b, ub = lif(x, params, time_dim=0, backend="torch")
         assert torch.equal(a, b) and torch.equal(ua, ub)
 
 
 @pytest.mark.parametrize("backend", ["numba", "torch"])
 def test_chunked_run_equals_one_piece(backend):
     x = torch.randn(2, 4, 500)  # [B, H, L], time last
-    dyn = LIFDynamics(decay="input", reset="soft")
-    whole, final = lif(x, time_dim=-1, tau=3.0, dynamics=dyn, backend=backend)
+    params = LIFParameters(tau=3.0, reset="soft")
+    whole, final = lif(x, params, time_dim=-1, backend=backend)
     pieces, state = [], None
     for part in torch.split(x, [123, 200, 1, 176], dim=-1):
-        s, state = lif(part, time_dim=-1, tau=3.0, dynamics=dyn, state=state, backend=backend)
+        s, state = lif(part, params, time_dim=-1, state=state, backend=backend)
         pieces.append(s)
     assert torch.equal(torch.cat(pieces, dim=-1), whole)
     assert torch.equal(state, final)
@@ -132,8 +157,8 @@ def test_chunked_run_equals_one_piece(backend):
 
 def test_time_axis_is_taken_from_the_argument():
     x = torch.randn(6, 3, 40)
-    a, _ = lif(x, time_dim=2, tau=0.5)
-    b, _ = lif(x.permute(2, 0, 1), time_dim=0, tau=0.5)
+    a, _ = lif(x, LIFParameters(decay=0.5), time_dim=2)
+    b, _ = lif(x.permute(2, 0, 1), LIFParameters(decay=0.5), time_dim=0)
     assert torch.equal(a, b.permute(1, 2, 0))
 
 
@@ -141,93 +166,69 @@ def test_threshold_scaling_property():
     """With v_reset = 0 and zero initial state, LIF(y; vth) == LIF(y / vth; 1) (REFERENCE 1.3)."""
     y = torch.randn(400, 8, dtype=torch.float64) * 2
     vth = torch.rand(8, dtype=torch.float64) + 0.5
-    a, _ = lif(y, time_dim=0, tau=0.125, v_threshold=vth)
-    b, _ = lif(y / vth, time_dim=0, tau=0.125, v_threshold=1.0)
+    a, _ = lif(y, LIFParameters(decay=0.125, v_threshold=vth), time_dim=0)
+    b, _ = lif(y / vth, LIFParameters(decay=0.125), time_dim=0)
     assert torch.equal(a, b)
 
 
-def test_module_per_channel_parameters_on_channel_axis_match_reference():
-    layer = LIF(
-        time_dim=-1,
-        tau=0.25,
-        channels=4,
-        channel_dim=1,
-        learn_threshold=True,
-        learn_decay=True,
-    )
-    with torch.no_grad():
-        layer.ln_vth.copy_(torch.tensor([0.0, -0.3, 0.2, 0.1]))
-        layer.decay_logit.copy_(torch.tensor([-1.0, 0.0, 1.0, 0.5]))
-    x = torch.randn(2, 4, 300) * 1.5  # [B, H, L]
-    weight = torch.randn(2, 4, 300)
-    spikes = layer(x)
-    (spikes * weight).sum().backward()
-
-    ln_vth = layer.ln_vth.detach().clone().requires_grad_()
-    logit = layer.decay_logit.detach().clone().requires_grad_()
-    ref, _ = reference_lif(
-        x.permute(2, 0, 1),
-        torch.zeros(2, 4),
-        torch.sigmoid(logit),
-        ln_vth.exp(),
-        decay="multiplicative",
-        reset="hard",
-        v_reset=0.0,
-        detach_reset=False,
-        sltt=False,
-        surrogate="triangle",
-    )
-    ref = ref.permute(1, 2, 0)
-    assert torch.equal(spikes, ref)
-    g_vth, g_logit = torch.autograd.grad((ref * weight).sum(), [ln_vth, logit])
-    torch.testing.assert_close(layer.ln_vth.grad, g_vth, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(layer.decay_logit.grad, g_logit, rtol=1e-5, atol=1e-5)
+NON_FINITE_SETTINGS = [
+    pytest.param(form, reset, id=f"{form}-{reset}")
+    for form, reset in itertools.product(["multiplicative", "input"], ["hard", "soft"])
+]
 
 
-def test_module_parameters_gradients_match_reference():
-    layer = LIF(
-        time_dim=0,
-        tau=2.0,
-        decay="input",
-        channels=5,
-        channel_dim=-1,
-        learn_threshold=True,
-        learn_decay=True,
-        surrogate="atan(alpha=2)",
-    )
-    x = torch.randn(80, 3, 5, dtype=torch.float64)
-    layer = layer.double()
-    weight = torch.randn(80, 3, 5, dtype=torch.float64)
-    (layer(x) * weight).sum().backward()
-    ln_vth = layer.ln_vth.detach().clone().requires_grad_()
-    logit = layer.decay_logit.detach().clone().requires_grad_()
-    ref, _ = reference_lif(
-        x,
-        torch.zeros(3, 5, dtype=torch.float64),
-        1 / torch.sigmoid(logit),
-        ln_vth.exp(),
-        decay="input",
-        reset="hard",
-        v_reset=0.0,
-        detach_reset=False,
-        sltt=False,
-        surrogate="atan(alpha=2)",
-    )
-    g_vth, g_logit = torch.autograd.grad((ref * weight).sum(), [ln_vth, logit])
-    torch.testing.assert_close(layer.ln_vth.grad, g_vth, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(layer.decay_logit.grad, g_logit, rtol=1e-5, atol=1e-5)
+def _currents(steps: int = 12) -> torch.Tensor:
+    """[steps, 4]: four neurons that fire now and then."""
+    return torch.tensor([0.3, 0.9, 1.4, 0.6]).repeat(steps, 1)
 
 
-def test_shared_threshold_is_a_scalar_parameter():
-    layer = LIF(time_dim=0, learn_threshold=True)
-    assert layer.ln_vth.shape == ()
-    assert layer.v_threshold.item() == pytest.approx(1.0)
+def _with(value, step: int) -> torch.Tensor:
+    """The currents with `value` at `step` in every column."""
+    x = _currents()
+    x[step] = value
+    return x
 
 
-def test_module_does_not_leak_state_between_calls():
-    layer = LIF(time_dim=0, tau=0.9)
-    x = torch.rand(20, 10)
-    assert torch.equal(layer(x), layer(x))
+@pytest.mark.parametrize(("form", "reset"), NON_FINITE_SETTINGS)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_input_gives_the_same_result_on_both_backends(form, reset, value):
+    params = _params(form, 0.5 if form == "multiplicative" else 2.0, 1.0, reset=reset)
+    x = _with(value, 4)
+    reference = step_loop(x, torch.zeros(4), params)
+    for backend in ("numba", "torch"):
+        spikes, state = lif(x, params, time_dim=0, backend=backend)
+        assert torch.equal(spikes, reference[0])
+        assert _same(state, reference[1])
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal, NaN where the other is NaN."""
+    return bool(((a == b) | (a.isnan() & b.isnan())).all())
+
+
+@pytest.mark.parametrize(("form", "reset"), NON_FINITE_SETTINGS)
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_non_finite_input_behaves_as_documented(form, reset, backend):
+    params = _params(form, 0.5 if form == "multiplicative" else 2.0, 1.0, reset=reset)
+    clean, _ = lif(_with(0.0, 4), params, time_dim=0, backend=backend)
+    assert clean[5:].sum() > 0  # without the bad value the neurons fire after step 4
+
+    for value in (float("nan"), float("-inf")):  # silent from then on, state NaN or -Inf
+        spikes, state = lif(_with(value, 4), params, time_dim=0, backend=backend)
+        assert torch.equal(spikes[:4], clean[:4]) and spikes[4:].sum() == 0
+        assert (state.isnan() | (state == float("-inf"))).all()
+        if value != value:  # NaN
+            assert state.isnan().all()
+
+    spikes, state = lif(_with(float("inf"), 4), params, time_dim=0, backend=backend)
+    assert torch.equal(spikes[:4], clean[:4]) and (spikes[4] == 1).all()
+    if reset == "hard":  # reset to v_reset, then on as after any spike
+        after, _ = lif(_currents(7), params, time_dim=0, backend=backend)
+        assert torch.equal(spikes[5:], after)
+    elif form == "multiplicative":  # +Inf stays: fires at every step
+        assert (spikes[4:] == 1).all() and (state == float("inf")).all()
+    else:  # Inf + (x - Inf) / tau is NaN: silent
+        assert spikes[5:].sum() == 0 and state.isnan().all()
 
 
 @pytest.mark.parametrize(
@@ -235,33 +236,48 @@ def test_module_does_not_leak_state_between_calls():
     [
         (dict(x=torch.ones(4, 3, dtype=torch.int64)), "floating-point"),
         (dict(time_dim=2), "time_dim"),
-        (dict(tau=1.5), "multiplicative decay tau"),
+        (dict(x=torch.ones(0, 3)), "0 time steps along dim 0; expected at least 1"),
+        (dict(x=torch.ones(3, 0), time_dim=1), "0 time steps along dim 1"),
         (dict(state=torch.zeros(5)), "one step's shape"),
-        (dict(v_threshold=torch.ones(7)), "does not broadcast"),
+        (dict(params=LIFParameters(decay=0.5, v_threshold=torch.ones(7))), "does not broadcast"),
         (dict(backend="cuda"), "backend"),
+        (dict(params={"decay": 0.5}), "LIFParameters"),
     ],
 )
 def test_bad_arguments_raise_value_errors(kwargs, match):
-    args = dict(x=torch.ones(4, 3), time_dim=0, tau=0.5)
+    args = dict(x=torch.ones(4, 3), params=LIFParameters(decay=0.5), time_dim=0)
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        lif(args.pop("x"), **args)
+        lif(args.pop("x"), args.pop("params"), **args)
 
 
-def test_bad_dynamics_and_channel_shapes_are_rejected():
-    with pytest.raises(ValueError, match="decay"):
-        LIFDynamics(decay="exponential")
-    with pytest.raises(ValueError, match="input-decay tau"):
-        LIF(time_dim=0, decay="input", tau=0.5)
-    layer = LIF(time_dim=0, channels=4, channel_dim=-1, learn_threshold=True)
-    with pytest.raises(ValueError, match="4 channels"):
-        layer(torch.ones(3, 2, 5))
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({}, "exactly one of decay"),
+        ({"decay": 0.5, "tau": 2.0}, "exactly one of decay"),
+        ({"decay": 1.5}, "decay must be a number in \\[0, 1\\]"),
+        ({"tau": 0.5}, "tau must be a number >= 1"),
+        ({"decay": 0.5, "v_threshold": 0.0}, "v_threshold must be a number > 0"),
+        ({"decay": 0.5, "reset": "zero"}, "reset must be one of"),
+        ({"decay": 0.5, "surrogate": "box"}, "unknown surrogate"),
+    ],
+)
+def test_bad_parameters_are_rejected(fields, match):
+    with pytest.raises(ValueError, match=match):
+        LIFParameters(**fields)
+
+
+def test_the_decay_form_follows_from_the_parameter_given():
+    assert LIFParameters(decay=0.25).decay_form == "multiplicative"
+    assert LIFParameters(tau=4.0).decay_form == "input"
+    assert replace(LIFParameters(tau=4.0), tau=None, decay=0.5).leak == 0.5
 
 
 @pytest.mark.parametrize("backend", ["numba", "torch"])
 def test_trace_returns_potentials_before_reset(backend):
     x = torch.randn(2, 60, dtype=torch.float64) * 1.2 + 0.3  # [N, T], time last
-    spikes, h = lif_trace(x, time_dim=1, tau=0.25, backend=backend)
+    spikes, h = lif_trace(x, LIFParameters(decay=0.25), time_dim=1, backend=backend)
     u = torch.zeros(2, dtype=torch.float64)
     for t in range(60):
         expected_h = 0.25 * u + x[:, t]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from neurojoule.neuron.sdn import (
-    SHIPPED_TAUS,
+    SHIPPED_DECAYS,
     SurrogateDynamicNetwork,
     exact_targets,
     load_sdn,
@@ -14,13 +14,13 @@ from neurojoule.neuron.sdn import (
 )
 
 
-def _exact_loop(y, tau):
-    """Hard-reset LIF, v_th = 1, v_reset = 0, written out: returns (tau * u[t-1], spikes)."""
+def _exact_loop(y, decay):
+    """Hard-reset LIF, v_th = 1, v_reset = 0, written out: returns (decay * u[t-1], spikes)."""
     u = torch.zeros(y.shape[0], dtype=y.dtype)
     mem, spikes = [], []
     for t in range(y.shape[1]):
-        mem.append(tau * u)
-        h = tau * u + y[:, t]
+        mem.append(decay * u)
+        h = decay * u + y[:, t]
         s = (h >= 1).to(y.dtype)
         u = h * (1 - s)
         spikes.append(s)
@@ -91,7 +91,8 @@ def test_folding_batchnorm_keeps_outputs(tmp_path, depth):
     save_sdn(net, path, {"note": "test"})
     loaded = load_sdn(path=path)
     torch.testing.assert_close(loaded(y), net(y), rtol=1e-5, atol=1e-5)
-    assert loaded.tau == 0.25 and loaded.depth == depth and loaded.metrics == {"note": "test"}
+    assert loaded.decay == 0.25 and loaded.depth == depth and loaded.metrics == {"note": "test"}
+    assert json.loads(path.read_text())["format"] == "neurojoule-sdn-3"
 
 
 def test_residual_layers_compute_what_the_docstring_says():
@@ -110,28 +111,42 @@ def test_residual_layers_compute_what_the_docstring_says():
     torch.testing.assert_close(net(y), net.decode(z).squeeze(1), rtol=0, atol=1e-12)
 
 
-def test_files_of_the_first_format_load_as_depth_one(tmp_path):
-    """Before depth existed, files named the residual layer `mix` and had no depth field."""
+def _older_format(payload: dict, version: int) -> dict:
+    """A file of format -2 named the decay "tau"; format -1 also had no depth and named the
+    residual layer `mix`."""
+    payload = dict(payload, format=f"neurojoule-sdn-{version}", tau=payload.pop("decay"))
+    if version == 1:
+        del payload["depth"]
+        payload["state"] = {k.replace("mixes.0.", "mix."): v for k, v in payload["state"].items()}
+    return payload
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_files_of_the_earlier_formats_load(tmp_path, version):
     net = SurrogateDynamicNetwork(0.125).eval()
     path = tmp_path / "old.json"
     save_sdn(net, path)
-    payload = json.loads(path.read_text())
-    del payload["depth"]
-    payload["format"] = "neurojoule-sdn-1"
-    payload["state"] = {k.replace("mixes.0.", "mix."): v for k, v in payload["state"].items()}
-    path.write_text(json.dumps(payload))
+    path.write_text(json.dumps(_older_format(json.loads(path.read_text()), version)))
     y = torch.randn(3, 40)
-    torch.testing.assert_close(load_sdn(path=path)(y), net(y), rtol=1e-5, atol=1e-5)
+    loaded = load_sdn(0.125, path=path)
+    assert loaded.decay == 0.125
+    torch.testing.assert_close(loaded(y), net(y), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("tau", SHIPPED_TAUS)
-def test_shipped_networks_predict_spikes_of_the_exact_lif(tau):
-    net = load_sdn(tau)
-    assert shipped_path(tau).stat().st_size < 16_000  # "a few KB"
+def test_the_shipped_files_are_of_the_earlier_formats():
+    formats = {json.loads(shipped_path(d).read_text())["format"] for d in SHIPPED_DECAYS}
+    assert formats <= {"neurojoule-sdn-1", "neurojoule-sdn-2"}
+
+
+@pytest.mark.parametrize("decay", SHIPPED_DECAYS)
+def test_shipped_networks_predict_spikes_of_the_exact_lif(decay):
+    net = load_sdn(decay)
+    assert net.decay == decay
+    assert shipped_path(decay).stat().st_size < 16_000  # "a few KB"
     y = torch.randn(200, 1024, generator=torch.Generator().manual_seed(7))
-    _, exact = _exact_loop(y, tau)
+    _, exact = _exact_loop(y, decay)
     agreement = (sdn_spikes(y, net) == exact).float().mean().item()
-    assert agreement >= {0.125: 0.999, 0.25: 0.999, 0.5: 0.997}[tau]
+    assert agreement >= {0.125: 0.999, 0.25: 0.999, 0.5: 0.997}[decay]
 
 
 def test_gradient_flows_only_through_the_direct_term():
@@ -143,9 +158,11 @@ def test_gradient_flows_only_through_the_direct_term():
     torch.testing.assert_close(y.grad, expected)
 
 
-def test_unknown_tau_and_bad_files_give_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="neurojoule sdn train --tau 0.3"):
+def test_unknown_decay_and_bad_files_give_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="no SDN is shipped for decay 0.3"):
         load_sdn(0.3)
+    with pytest.raises(ValueError, match="decay must be a number in"):
+        SurrogateDynamicNetwork(1.5)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="not a neurojoule SDN file"):

@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from tqdm import tqdm
 
 from neurojoule.bench import time_forward_backward
-from neurojoule.neuron import LIFDynamics, lif
+from neurojoule.neuron import LIFParameters, lif
 
-SJ_DYNAMICS = LIFDynamics(decay="input", reset="hard", surrogate="sigmoid(alpha=4)")
 SJ_TAU = 2.0
-SNNTORCH_DYNAMICS = LIFDynamics(decay="multiplicative", reset="hard", surrogate="atan(alpha=2)")
-SNNTORCH_TAU = 0.125
+SJ_DYNAMICS = LIFParameters(tau=SJ_TAU, reset="hard", surrogate="sigmoid(alpha=4)")
+SNNTORCH_TAU = 0.125  # snnTorch's beta: our multiplicative decay factor
+SNNTORCH_DYNAMICS = LIFParameters(decay=SNNTORCH_TAU, reset="hard", surrogate="atan(alpha=2)")
 
 
-def ours(dynamics: LIFDynamics, tau: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda x: lif(x, time_dim=0, tau=tau, dynamics=dynamics)[0]
+def ours(dynamics: LIFParameters, leak: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Our LIF with `dynamics`, its decay factor or time constant (whichever it has) `leak`."""
+    params = replace(dynamics, **{"decay" if dynamics.tau is None else "tau": leak})
+    return lambda x: lif(x, params, time_dim=0)[0]
 
 
 def spikingjelly_lif() -> Callable[[torch.Tensor], torch.Tensor] | None:

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from tqdm import tqdm
 
 from neurojoule.bench import time_forward_backward
-from neurojoule.neuron import LIFDynamics, lif
-from neurojoule.neuron.sdn import SDN_DYNAMICS, load_sdn, sdn_spikes
+from neurojoule.neuron import lif
+from neurojoule.neuron.sdn import load_sdn, sdn_lif, sdn_spikes
 
-TAU = 0.125
+TAU = 0.125  # the multiplicative decay factor
 
 
 def exact_layer(mode: str, backend: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    dynamics = LIFDynamics(decay="multiplicative", reset="hard", mode=mode)
-    return lambda y: lif(y, time_dim=-1, tau=TAU, dynamics=dynamics, backend=backend)[0]
+    params = replace(sdn_lif(TAU), detach_state=mode == "sltt")
+    return lambda y: lif(y, params, time_dim=-1, backend=backend)[0]
 
 
 def sdn_layer(device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -43,7 +44,7 @@ def spikingjelly_layer() -> Callable[[torch.Tensor], torch.Tensor] | None:
         node = neuron.LIFNode(
             tau=1.0 / (1.0 - TAU),
             decay_input=False,
-            v_reset=SDN_DYNAMICS.v_reset,
+            v_reset=sdn_lif(TAU).v_reset,
             surrogate_function=surrogate.Sigmoid(),
             step_mode="m",
         )

@@ -12,15 +12,15 @@ sees {0, 1 / (1 - p)} then; at inference dropout is the identity.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurojoule.layers.ssm import S4D
-from neurojoule.neuron import SSM_NEURON_MODES, SSMNeuron
+from neurojoule.layers.checks import check_sequence_batch
+from neurojoule.layers.ssm import S4D, S4DKernelConfig
+from neurojoule.neuron import SSMNeuron, SSMNeuronConfig
 
 NORMS = ("batch", "layer")
 
@@ -28,9 +28,9 @@ NORMS = ("batch", "layer")
 class _GatedS4DBlock(nn.Module):
     """S4D -> activation -> dropout -> Conv1d(H, 2H, 1) -> GLU over channels."""
 
-    def __init__(self, d_model: int, d_state: int, dropout: float, **s4d_kwargs):
+    def __init__(self, d_model: int, kernel: S4DKernelConfig | None, dropout: float):
         super().__init__()
-        self.ssm = S4D(d_model, d_state, **s4d_kwargs)
+        self.ssm = S4D(d_model, kernel)
         self.dropout = nn.Dropout(dropout)
         self.conv = nn.Conv1d(d_model, 2 * d_model, kernel_size=1)
 
@@ -47,32 +47,13 @@ class SpikingS4DBlock(_GatedS4DBlock):
     def __init__(
         self,
         d_model: int,
-        d_state: int = 64,
+        kernel: S4DKernelConfig | None = None,
+        neuron: SSMNeuronConfig | None = None,
         *,
-        bidirectional: bool = False,
-        trainable_B: bool = False,
         dropout: float = 0.0,
-        tau: float = 0.125,
-        threshold: str = "channel",
-        lif_mode: str = "bptt",
-        surrogate: str = "triangle",
-        dt_min: float = 1e-3,
-        dt_max: float = 1e-1,
-        init: str = "lin",
     ):
-        super().__init__(
-            d_model,
-            d_state,
-            dropout,
-            dt_min=dt_min,
-            dt_max=dt_max,
-            init=init,
-            bidirectional=bidirectional,
-            trainable_B=trainable_B,
-        )
-        self.neuron = SSMNeuron(
-            d_model, tau=tau, threshold=threshold, mode=lif_mode, surrogate=surrogate
-        )
+        super().__init__(d_model, kernel, dropout)
+        self.neuron = SSMNeuron(d_model, neuron)
 
     def activate(self, y: torch.Tensor) -> torch.Tensor:
         return self.neuron(y)
@@ -82,27 +63,9 @@ class S4DBlock(_GatedS4DBlock):
     """The non-spiking baseline with the same backbone: GELU where the spiking block fires."""
 
     def __init__(
-        self,
-        d_model: int,
-        d_state: int = 64,
-        *,
-        bidirectional: bool = False,
-        trainable_B: bool = False,
-        dropout: float = 0.0,
-        dt_min: float = 1e-3,
-        dt_max: float = 1e-1,
-        init: str = "lin",
+        self, d_model: int, kernel: S4DKernelConfig | None = None, *, dropout: float = 0.0
     ):
-        super().__init__(
-            d_model,
-            d_state,
-            dropout,
-            dt_min=dt_min,
-            dt_max=dt_max,
-            init=init,
-            bidirectional=bidirectional,
-            trainable_B=trainable_B,
-        )
+        super().__init__(d_model, kernel, dropout)
         self.gelu = nn.GELU()
 
     def activate(self, y: torch.Tensor) -> torch.Tensor:
@@ -149,10 +112,10 @@ class ResidualLayer(nn.Module):
 class SSMBackbone(nn.Module):
     """`n_layers` residual layers on [B, H, L], H = d_model.
 
-    Blocks are SpikingS4DBlock (spiking=True) or S4DBlock, built with `block_kwargs` (their
-    dropout defaults to the backbone's), or `block_factory(layer_index)` for any other block.
-    With prenorm the residual stream is normalised once more after the last layer (as in the
-    S4 sequence model), so the decoder always reads a normalised stream.
+    Blocks are SpikingS4DBlock(d_model, kernel, neuron), or S4DBlock(d_model, kernel) when
+    `neuron` is None, with the backbone's dropout; or `block_factory(layer_index)` for any
+    other block. With prenorm the residual stream is normalised once more after the last
+    layer (as in the S4 sequence model), so the decoder always reads a normalised stream.
     """
 
     def __init__(
@@ -160,8 +123,8 @@ class SSMBackbone(nn.Module):
         d_model: int,
         n_layers: int,
         *,
-        spiking: bool = True,
-        block_kwargs: Mapping | None = None,
+        kernel: S4DKernelConfig | None = None,
+        neuron: SSMNeuronConfig | None = None,
         block_factory: Callable[[int], nn.Module] | None = None,
         prenorm: bool = True,
         norm: str = "batch",
@@ -170,12 +133,12 @@ class SSMBackbone(nn.Module):
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"SSMBackbone needs n_layers >= 1, got {n_layers}")
-        if block_factory is not None and block_kwargs:
-            raise ValueError("give SSMBackbone either block_factory or block_kwargs, not both")
-        if block_factory is None:
-            block_factory = _standard_blocks(
-                d_model, spiking, {"dropout": dropout, **(block_kwargs or {})}
+        if block_factory is not None and (kernel is not None or neuron is not None):
+            raise ValueError(
+                "give SSMBackbone either block_factory or the kernel / neuron configs, not both"
             )
+        if block_factory is None:
+            block_factory = _standard_blocks(d_model, kernel, neuron, dropout)
         self.d_model, self.prenorm = d_model, prenorm
         self.layers = nn.ModuleList(
             ResidualLayer(
@@ -189,68 +152,15 @@ class SSMBackbone(nn.Module):
         self.final_norm = channel_norm(norm, d_model) if prenorm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 3 or x.shape[1] != self.d_model or not x.is_floating_point():
-            raise ValueError(
-                f"SSMBackbone expects a float tensor [B, H, L] with H = d_model = "
-                f"{self.d_model}, got {x.dtype} of shape {tuple(x.shape)}"
-            )
+        check_sequence_batch(x, self.d_model, "SSMBackbone")
         for layer in self.layers:
             x = layer(x)
         return self.final_norm(x)
 
 
-def _standard_blocks(d_model: int, spiking: bool, kwargs: dict) -> Callable[[int], nn.Module]:
-    block_class = SpikingS4DBlock if spiking else S4DBlock
-    return lambda index: block_class(d_model, **kwargs)
-
-
-def ssm_neurons(module: nn.Module) -> dict[str, SSMNeuron]:
-    """Every SSMNeuron inside `module`, by qualified name."""
-    return {name: m for name, m in module.named_modules() if isinstance(m, SSMNeuron)}
-
-
-def set_lif_mode(module: nn.Module, mode: str | Mapping[str, str]) -> dict[str, str]:
-    """Set the mode of every SSMNeuron in `module` (one mode, or a mode per qualified name as
-    returned here) and return the previous modes, so `set_lif_mode(m, previous)` undoes it.
-
-    Parameters never change. If a mode cannot be set (no SDN shipped for a neuron's tau), every
-    neuron is put back to its previous mode before the ValueError propagates.
-    """
-    neurons = ssm_neurons(module)
-    targets = _target_modes(neurons, mode)
-    previous = {name: neuron.mode for name, neuron in neurons.items()}
-    try:
-        for name, target in targets.items():
-            neurons[name].mode = target
-    except ValueError:
-        for name, old in previous.items():
-            neurons[name].mode = old
-        raise
-    return previous
-
-
-@contextmanager
-def lif_mode(module: nn.Module, mode: str | Mapping[str, str]) -> Iterator[dict[str, str]]:
-    """Run a block of code with the SSMNeurons of `module` in `mode`, then restore theirs."""
-    previous = set_lif_mode(module, mode)
-    try:
-        yield previous
-    finally:
-        set_lif_mode(module, previous)
-
-
-def _target_modes(neurons: dict[str, SSMNeuron], mode: str | Mapping[str, str]) -> dict[str, str]:
-    if isinstance(mode, str):
-        _check_mode(mode)
-        return dict.fromkeys(neurons, mode)
-    unknown = sorted(set(mode) - set(neurons))
-    if unknown:
-        raise ValueError(f"expected names of SSMNeurons in the module, got unknown {unknown}")
-    for target in mode.values():
-        _check_mode(target)
-    return dict(mode)
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in SSM_NEURON_MODES:
-        raise ValueError(f"LIF mode must be one of {SSM_NEURON_MODES}, got {mode!r}")
+def _standard_blocks(
+    d_model: int, kernel: S4DKernelConfig | None, neuron: SSMNeuronConfig | None, dropout: float
+) -> Callable[[int], nn.Module]:
+    if neuron is None:
+        return lambda index: S4DBlock(d_model, kernel, dropout=dropout)
+    return lambda index: SpikingS4DBlock(d_model, kernel, neuron, dropout=dropout)

@@ -6,15 +6,19 @@ Per channel h and complex mode n (N/2 modes for a state size N):
     K[h, l] = 2 Re( sum_n C_n B_bar_n A_bar_n^l )
 The layer computes y = causal_conv(u, K) + D u with FFTs of length 2L. A bidirectional
 kernel adds an anti-causal part: a second, independent kernel run over the reversed sequence.
+The kernel options travel as one S4DKernelConfig from the model's config to every kernel.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from neurojoule.layers.checks import check_sequence_batch
 
 INITS = ("lin", "inv")
 KERNEL_LR_MAX = 1e-3
@@ -28,15 +32,35 @@ def _imag_init(init: str, d_state: int) -> torch.Tensor:
     return (d_state / math.pi * (d_state / (2 * n + 1) - 1)).float()
 
 
-def _check_config(d_model: int, d_state: int, dt_min: float, dt_max: float, init: str) -> None:
+@dataclass(frozen=True)
+class S4DKernelConfig:
+    """Options of the S4D kernels: state size N (N/2 complex modes), the range of the initial
+    step sizes dt, the initialisation of the imaginary parts of A ("lin" or "inv"), a second
+    anti-causal kernel, and whether B trains (with the kernel's parameter group)."""
+
+    d_state: int = 64
+    dt_min: float = 1e-3
+    dt_max: float = 1e-1
+    init: str = "lin"
+    bidirectional: bool = False
+    trainable_B: bool = False
+
+    def __post_init__(self):
+        if self.d_state < 2 or self.d_state % 2:
+            raise ValueError(
+                f"S4D d_state must be even and >= 2 (N/2 complex modes), got {self.d_state}"
+            )
+        if not 0 < self.dt_min <= self.dt_max:
+            raise ValueError(
+                f"S4D needs 0 < dt_min <= dt_max, got dt_min={self.dt_min}, dt_max={self.dt_max}"
+            )
+        if self.init not in INITS:
+            raise ValueError(f"S4D init must be one of {INITS}, got {self.init!r}")
+
+
+def _check_channels(d_model: int) -> None:
     if d_model < 1:
         raise ValueError(f"S4D d_model must be >= 1, got {d_model}")
-    if d_state < 2 or d_state % 2:
-        raise ValueError(f"S4D d_state must be even and >= 2 (N/2 complex modes), got {d_state}")
-    if not 0 < dt_min <= dt_max:
-        raise ValueError(f"S4D needs 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
-    if init not in INITS:
-        raise ValueError(f"S4D init must be one of {INITS}, got {init!r}")
 
 
 class S4DKernel(nn.Module):
@@ -47,38 +71,30 @@ class S4DKernel(nn.Module):
     `forward(length)` returns the kernels shaped [directions, H, length].
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        d_state: int = 64,
-        *,
-        dt_min: float = 1e-3,
-        dt_max: float = 1e-1,
-        init: str = "lin",
-        bidirectional: bool = False,
-        trainable_B: bool = False,
-    ):
+    def __init__(self, d_model: int, config: S4DKernelConfig | None = None):
         super().__init__()
-        _check_config(d_model, d_state, dt_min, dt_max, init)
-        self.d_model = d_model
-        self.d_state = d_state
-        self.init = init
-        self.bidirectional = bidirectional
-        self.trainable_B = trainable_B
+        _check_channels(d_model)
+        config = config or S4DKernelConfig()
+        self.d_model, self.config = d_model, config
+        d_state = config.d_state
         channels = self.directions * d_model
         modes = d_state // 2
 
-        log_dt = torch.empty(channels).uniform_(math.log(dt_min), math.log(dt_max))
+        log_dt = torch.empty(channels).uniform_(math.log(config.dt_min), math.log(config.dt_max))
         self.log_dt = nn.Parameter(log_dt)
         self.log_A_real = nn.Parameter(torch.full((channels, modes), math.log(0.5)))
-        self.A_imag = nn.Parameter(_imag_init(init, d_state).repeat(channels, 1))
+        self.A_imag = nn.Parameter(_imag_init(config.init, d_state).repeat(channels, 1))
         # Real and imaginary parts N(0, 1/2) each: a complex standard normal.
         self.C = nn.Parameter(torch.randn(channels, modes, 2) * math.sqrt(0.5))
         B = torch.view_as_real(torch.ones(channels, modes, dtype=torch.cfloat)).clone()
-        if trainable_B:
+        if config.trainable_B:
             self.B = nn.Parameter(B)
         else:
             self.register_buffer("B", B)
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.config.bidirectional
 
     @property
     def directions(self) -> int:
@@ -92,7 +108,7 @@ class S4DKernel(nn.Module):
     def kernel_parameters(self) -> list[nn.Parameter]:
         """Parameters that train with a capped learning rate and no weight decay."""
         params = [self.log_dt, self.log_A_real, self.A_imag]
-        return params + [self.B] if self.trainable_B else params
+        return params + [self.B] if self.config.trainable_B else params
 
     def forward(self, length: int) -> torch.Tensor:
         A = self.A
@@ -112,9 +128,10 @@ class S4DKernel(nn.Module):
         return kernel.view(self.directions, self.d_model, length)
 
     def extra_repr(self) -> str:
+        c = self.config
         return (
-            f"d_model={self.d_model}, d_state={self.d_state}, init={self.init!r}, "
-            f"bidirectional={self.bidirectional}, trainable_B={self.trainable_B}"
+            f"d_model={self.d_model}, d_state={c.d_state}, init={c.init!r}, "
+            f"bidirectional={c.bidirectional}, trainable_B={c.trainable_B}"
         )
 
 
@@ -155,28 +172,10 @@ def fft_conv(
 class S4D(nn.Module):
     """S4D layer on [B, H, L]: y = conv(u, K) + D u, with the kernel as long as the input."""
 
-    def __init__(
-        self,
-        d_model: int,
-        d_state: int = 64,
-        *,
-        dt_min: float = 1e-3,
-        dt_max: float = 1e-1,
-        init: str = "lin",
-        bidirectional: bool = False,
-        trainable_B: bool = False,
-    ):
+    def __init__(self, d_model: int, config: S4DKernelConfig | None = None):
         super().__init__()
         self.d_model = d_model
-        self.kernel = S4DKernel(
-            d_model,
-            d_state,
-            dt_min=dt_min,
-            dt_max=dt_max,
-            init=init,
-            bidirectional=bidirectional,
-            trainable_B=trainable_B,
-        )
+        self.kernel = S4DKernel(d_model, config)
         self.D = nn.Parameter(torch.randn(d_model))
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
@@ -194,13 +193,7 @@ class S4D(nn.Module):
         return batch * channels * length * per_step
 
     def _check_input(self, u: torch.Tensor) -> None:
-        if u.ndim != 3 or u.shape[1] != self.d_model:
-            raise ValueError(
-                f"S4D expects input shaped [B, H, L] with H = d_model = {self.d_model}, "
-                f"got {list(u.shape)}"
-            )
-        if not u.is_floating_point():
-            raise ValueError(f"S4D expects a floating point input, got {u.dtype}")
+        check_sequence_batch(u, self.d_model, "S4D")
 
 
 def ssm_parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict]:

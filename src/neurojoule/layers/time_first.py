@@ -25,12 +25,11 @@ class TimeFolded(nn.Module):
 
 
 def vision_lif(v_threshold: float = 1.0, tau: float = 2.0) -> LIF:
-    """The LIF of the spiking MLP and Spikformer on [T, B, ...]: input decay
-    u <- u + (x - u) / tau, hard reset to 0 detached from the graph, sigmoid surrogate."""
+    """The LIF of the spiking MLP and Spikformer on [T, B, ...]: input decay with time constant
+    tau, u <- u + (x - u) / tau, hard reset to 0 detached from the graph, sigmoid surrogate."""
     return LIF(
         time_dim=0,
         tau=tau,
-        decay="input",
         v_threshold=v_threshold,
         reset="hard",
         detach_reset=True,
@@ -64,11 +63,3 @@ def repeat_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
     if steps < 1:
         raise ValueError(f"expected at least one time step, got {steps}")
     return x.unsqueeze(0).expand(steps, *x.shape)
-
-
-def check_images(x: torch.Tensor, channels: int, size: int, model: str) -> None:
-    expected = (channels, size, size)
-    if x.dim() != 4 or tuple(x.shape[1:]) != expected:
-        raise ValueError(
-            f"{model} expects images [batch, {channels}, {size}, {size}], got {tuple(x.shape)}"
-        )

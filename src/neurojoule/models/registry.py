@@ -1,29 +1,32 @@
-"""Models by name: `build_model("spiking-ssm", d_model=128, vocab_size=18)`.
+"""Models by name, in the style of timm: each family registers its builders beside them.
 
-Each entry is (builder, description, input_shape). A builder takes an optional base config
-(its family's config object or a mapping of fields) and keyword overrides, and returns an
-nn.Module. `input_shape` describes one input batch of the default model ("batch", "length"
-name free sizes).
+    @register_model("spiking-ssm", input_shape=("batch", "length", 1))
+    def spiking_ssm(config=None, **overrides) -> nn.Module:
+        \"\"\"One-line description (the registry's description of the model).\"\"\"
+
+A builder takes an optional base config (its family's config dataclass, or a mapping of its
+fields) and keyword overrides, and returns an nn.Module; `merge_config` is the one way they
+turn those into the family's config. `input_shape` describes one input batch of the default
+model ("batch", "length" name free sizes). The families' modules register on import of
+`neurojoule.models`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import torch
 from torch import nn
 
-from neurojoule.models.spikformer import spikformer
-from neurojoule.models.spiking_mlp import spiking_mlp
-from neurojoule.models.ssm import CausalLM, SequenceClassifier, SSMConfig, ssm_config
-
-BYTE_VOCAB_SIZE = 257  # byte-level token ids: id 0 pads, byte b is id b + 1
+Builder = Callable[..., nn.Module]
+Config = TypeVar("Config")
 
 
 class ModelEntry(NamedTuple):
-    builder: Callable[..., nn.Module]
+    builder: Builder
     description: str
     input_shape: tuple[int | str, ...]
 
@@ -32,28 +35,37 @@ _MODELS: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    name: str,
-    builder: Callable[..., nn.Module],
-    description: str,
-    input_shape: tuple[int | str, ...],
-) -> None:
-    """Add `builder` under `name`; names are unique."""
+    name: str, *, input_shape: tuple[int | str, ...], description: str | None = None
+) -> Callable[[Builder], Builder]:
+    """Decorator: register the builder under `name` (unique). The description defaults to the
+    first line of the builder's docstring."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"expected a non-empty model name, got {name!r}")
-    if name in _MODELS:
-        raise ValueError(f"model {name!r} is already registered")
-    if not callable(builder):
-        raise ValueError(f"expected a callable builder for {name!r}, got {type(builder).__name__}")
-    _MODELS[name] = ModelEntry(builder, description, tuple(input_shape))
+
+    def register(builder: Builder) -> Builder:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        if not callable(builder):
+            raise ValueError(
+                f"expected a callable builder for {name!r}, got {type(builder).__name__}"
+            )
+        text = description or (builder.__doc__ or "").strip().split("\n")[0]
+        if not text:
+            raise ValueError(f"model {name!r} needs a description or a builder docstring")
+        _MODELS[name] = ModelEntry(builder, text, tuple(input_shape))
+        return builder
+
+    return register
 
 
-def model_names() -> list[str]:
-    return sorted(_MODELS)
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching the shell-style `pattern` ("spiking-*", "*-lm"), sorted."""
+    return sorted(name for name in _MODELS if fnmatch.fnmatchcase(name, pattern))
 
 
 def model_entry(name: str) -> ModelEntry:
     if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
     return _MODELS[name]
 
 
@@ -69,162 +81,35 @@ def parameter_count(name: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _ssm_fields(
-    config: SSMConfig | Mapping | None, overrides: dict, fixed: dict, defaults: dict
-) -> dict:
-    """Fields for an SSMConfig. The model name fixes `fixed`: a base SSMConfig takes them
-    silently (its values are often just defaults), an explicit mapping or override that
-    contradicts them is an error. `defaults` fill in only when no SSMConfig is given."""
-    if isinstance(config, SSMConfig):
-        base = dataclasses.asdict(config)
+def merge_config(
+    cls: type[Config],
+    config: object,
+    overrides: Mapping,
+    *,
+    preset: Mapping | None = None,
+    fixed: Mapping | None = None,
+) -> Config:
+    """An instance of the config dataclass `cls`, merged in one order for every family.
+
+    `config` is an instance of `cls` (complete: the variant's `preset` is not applied to it) or
+    a mapping of fields over the `preset`; `overrides` go on top. `fixed` are fields the model
+    name decides: a base instance takes them silently (its values are often just defaults),
+    a mapping or override that contradicts them is an error. Unknown fields are an error
+    naming the known ones.
+    """
+    fixed = dict(fixed or {})
+    if isinstance(config, cls):
+        base, explicit = dataclasses.asdict(config), dict(overrides)
+    elif config is None or isinstance(config, Mapping):
+        base, explicit = dict(preset or {}), {**dict(config or {}), **overrides}
     else:
-        overrides = {**dict(config or {}), **overrides}
-        base = dict(defaults)
-    conflicts = {key: value for key, value in overrides.items() if fixed.get(key, value) != value}
+        raise ValueError(f"expected a {cls.__name__} or a mapping, got {type(config).__name__}")
+    conflicts = {key: value for key, value in explicit.items() if fixed.get(key, value) != value}
     if conflicts:
         raise ValueError(f"this model fixes {fixed}, got contradicting overrides {conflicts}")
-    return {**base, **overrides, **fixed}
-
-
-def _classifier_builder(spiking: bool) -> Callable[..., SequenceClassifier]:
-    def build(config: SSMConfig | Mapping | None = None, **overrides) -> SequenceClassifier:
-        fields = _ssm_fields(config, overrides, {"spiking": spiking}, {})
-        if fields.get("vocab_size") is None and fields.get("in_channels") is None:
-            fields["in_channels"] = 1  # one real value per step, e.g. sequential pixels
-        return SequenceClassifier(ssm_config(fields))
-
-    return build
-
-
-def _lm_builder(spiking: bool) -> Callable[..., CausalLM]:
-    fixed = {"spiking": spiking, "causal": True, "bidirectional": False}
-    defaults = {"norm": "layer", "vocab_size": BYTE_VOCAB_SIZE}
-
-    def build(config: SSMConfig | Mapping | None = None, **overrides) -> CausalLM:
-        return CausalLM(ssm_config(_ssm_fields(config, overrides, fixed, defaults)))
-
-    return build
-
-
-register_model(
-    "spiking-ssm",
-    _classifier_builder(spiking=True),
-    "SpikingSSM sequence classifier: S4D -> LIF with learnable threshold -> 1x1 conv + GLU",
-    ("batch", "length", 1),
-)
-register_model(
-    "s4d",
-    _classifier_builder(spiking=False),
-    "S4D sequence classifier: the non-spiking baseline (GELU instead of LIF)",
-    ("batch", "length", 1),
-)
-register_model(
-    "spiking-ssm-lm",
-    _lm_builder(spiking=True),
-    "SpikingSSM causal language model: unidirectional kernel, layer norm, per-position logits",
-    ("batch", "length"),
-)
-register_model(
-    "s4d-lm",
-    _lm_builder(spiking=False),
-    "S4D causal language model: the non-spiking baseline of spiking-ssm-lm",
-    ("batch", "length"),
-)
-
-
-def _vision_builder(family: Callable[..., nn.Module], **preset) -> Callable[..., nn.Module]:
-    """A builder of `family` whose defaults are `preset` (a published or small variant)."""
-
-    def build(config: object = None, **overrides) -> nn.Module:
-        if isinstance(config, Mapping):
-            config, overrides = None, {**preset, **config, **overrides}
-        elif config is None:
-            overrides = {**preset, **overrides}
-        return family(config, **overrides)
-
-    return build
-
-
-def _register_vision(name: str, family, description: str, **preset) -> None:
-    channels = preset.get("in_channels", 3)
-    side = preset["image_size"]
-    register_model(
-        name, _vision_builder(family, **preset), description, ("batch", channels, side, side)
-    )
-
-
-_IMAGENET = {"image_size": 224, "in_channels": 3, "num_classes": 1000}
-_FASHION = {"image_size": 28, "in_channels": 1, "num_classes": 10}
-_CIFAR = {"image_size": 32, "in_channels": 3, "num_classes": 10}
-
-_register_vision(
-    "spiking-mlp-spe-t",
-    spiking_mlp,
-    "Spiking MLP-SPE-T (ImageNet, 25M): dim 78, depths 2-8-14-2, spiking patch encoding, T=4",
-    **_IMAGENET,
-    dim=78,
-)
-_register_vision(
-    "spiking-mlp-spe-s",
-    spiking_mlp,
-    "Spiking MLP-SPE-S (ImageNet, 38M): dim 96, depths 2-8-14-2, spiking patch encoding, T=4",
-    **_IMAGENET,
-)
-_register_vision(
-    "spiking-mlp-s",
-    spiking_mlp,
-    "Spiking MLP-S (ImageNet, published 34M, 34.5M here): MLP-SPE-S with 2x2 conv patch merging",
-    **_IMAGENET,
-    spe=False,
-)
-_register_vision(
-    "spiking-mlp-spe-b",
-    spiking_mlp,
-    "Spiking MLP-SPE-B (ImageNet, published 66M; dim 126 here gives 65M), T=6",
-    **_IMAGENET,
-    dim=126,
-    steps=6,
-)
-_register_vision(
-    "spiking-mlp",
-    spiking_mlp,
-    "small spiking MLP for 28x28 images (Fashion-MNIST): patch 2, dim 24, depths 1-1-2-1, T=4",
-    **_FASHION,
-    dim=24,
-    depths=(1, 1, 2, 1),
-    patch_size=2,
-)
-_register_vision(
-    "spiking-mlp-cifar",
-    spiking_mlp,
-    "small spiking MLP for 32x32 images (CIFAR): patch 2, dim 48, depths 1-2-2-1, T=4",
-    **_CIFAR,
-    dim=48,
-    depths=(1, 2, 2, 1),
-    patch_size=2,
-)
-_register_vision(
-    "spikformer-8-768",
-    spikformer,
-    "Spikformer-8-768 (ImageNet, 66M): 8 blocks, dim 768, 12 heads, T=4",
-    **_IMAGENET,
-    embed_dim=768,
-    depth=8,
-    pools=(True, True, True, True),
-)
-_register_vision(
-    "spikformer-4-384",
-    spikformer,
-    "Spikformer-4-384 (CIFAR-10, 9.3M): 4 blocks, dim 384, 12 heads, T=4",
-    **_CIFAR,
-)
-_register_vision(
-    "spikformer",
-    spikformer,
-    "small Spikformer for 28x28 images (Fashion-MNIST): 2 blocks, dim 128, 4 heads, 16 tokens, T=4",
-    **_FASHION,
-    embed_dim=128,
-    depth=2,
-    heads=4,
-    pools=(True, False, True, True),
-)
+    fields = {**base, **explicit, **fixed}
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}; known fields: {known}")
+    return cls(**fields)

@@ -13,9 +13,10 @@ import torch
 from torch import nn
 
 from neurojoule.layers.attention import SpikformerBlock
+from neurojoule.layers.checks import check_images
 from neurojoule.layers.patch import SpikingPatchSplitting
-from neurojoule.layers.time_first import check_images
-from neurojoule.models.vision import per_block, vision_config
+from neurojoule.models.registry import merge_config, register_model
+from neurojoule.models.vision import CIFAR10, FASHION_MNIST, IMAGENET, image_shape, per_block
 
 
 @dataclasses.dataclass
@@ -77,5 +78,27 @@ class Spikformer(nn.Module):
         return self.head(x.mean(3))
 
 
+def _build(config, overrides: dict, **preset) -> Spikformer:
+    return Spikformer(merge_config(SpikformerConfig, config, overrides, preset=preset))
+
+
+_SMALL = dict(FASHION_MNIST, embed_dim=128, depth=2, heads=4, pools=(True, False, True, True))
+_LARGE = dict(IMAGENET, embed_dim=768, depth=8, pools=(True, True, True, True))
+
+
+@register_model("spikformer-8-768", input_shape=image_shape(IMAGENET))
+def spikformer_8_768(config: SpikformerConfig | dict | None = None, **overrides) -> Spikformer:
+    """Spikformer-8-768 (ImageNet, 66M): 8 blocks, dim 768, 12 heads, T=4"""
+    return _build(config, overrides, **_LARGE)
+
+
+@register_model("spikformer-4-384", input_shape=image_shape(CIFAR10))
+def spikformer_4_384(config: SpikformerConfig | dict | None = None, **overrides) -> Spikformer:
+    """Spikformer-4-384 (CIFAR-10, 9.3M): 4 blocks, dim 384, 12 heads, T=4"""
+    return _build(config, overrides, **CIFAR10)
+
+
+@register_model("spikformer", input_shape=image_shape(FASHION_MNIST))
 def spikformer(config: SpikformerConfig | dict | None = None, **overrides) -> Spikformer:
-    return Spikformer(vision_config(SpikformerConfig, config, overrides))
+    """small Spikformer for 28x28 (Fashion-MNIST): 2 blocks, dim 128, 4 heads, 16 tokens, T=4"""
+    return _build(config, overrides, **_SMALL)

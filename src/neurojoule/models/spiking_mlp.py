@@ -12,10 +12,12 @@ import dataclasses
 import torch
 from torch import nn
 
+from neurojoule.layers.checks import check_images
 from neurojoule.layers.mixer import MixerBlock
 from neurojoule.layers.patch import ImageStem, PatchMerging, SpikingPatchEncoding
-from neurojoule.layers.time_first import TimeFolded, check_images, vision_lif
-from neurojoule.models.vision import vision_config
+from neurojoule.layers.time_first import TimeFolded, vision_lif
+from neurojoule.models.registry import merge_config, register_model
+from neurojoule.models.vision import CIFAR10, FASHION_MNIST, IMAGENET, image_shape
 
 
 @dataclasses.dataclass
@@ -118,5 +120,44 @@ class SpikingMLP(nn.Module):
         return self.head(x)
 
 
-def spiking_mlp(config: SpikingMLPConfig | dict | None = None, **overrides) -> SpikingMLP:
-    return SpikingMLP(vision_config(SpikingMLPConfig, config, overrides))
+def _build(config, overrides: dict, **preset) -> SpikingMLP:
+    return SpikingMLP(merge_config(SpikingMLPConfig, config, overrides, preset=preset))
+
+
+Config = SpikingMLPConfig | dict | None
+
+
+@register_model("spiking-mlp-spe-t", input_shape=image_shape(IMAGENET))
+def spiking_mlp_spe_t(config: Config = None, **overrides) -> SpikingMLP:
+    """Spiking MLP-SPE-T (ImageNet, 25M): dim 78, depths 2-8-14-2, spiking patch encoding, T=4"""
+    return _build(config, overrides, **IMAGENET, dim=78)
+
+
+@register_model("spiking-mlp-spe-s", input_shape=image_shape(IMAGENET))
+def spiking_mlp_spe_s(config: Config = None, **overrides) -> SpikingMLP:
+    """Spiking MLP-SPE-S (ImageNet, 38M): dim 96, depths 2-8-14-2, spiking patch encoding, T=4"""
+    return _build(config, overrides, **IMAGENET)
+
+
+@register_model("spiking-mlp-s", input_shape=image_shape(IMAGENET))
+def spiking_mlp_s(config: Config = None, **overrides) -> SpikingMLP:
+    """Spiking MLP-S (ImageNet, published 34M, 34.5M here): MLP-SPE-S with 2x2 conv patch merging"""
+    return _build(config, overrides, **IMAGENET, spe=False)
+
+
+@register_model("spiking-mlp-spe-b", input_shape=image_shape(IMAGENET))
+def spiking_mlp_spe_b(config: Config = None, **overrides) -> SpikingMLP:
+    """Spiking MLP-SPE-B (ImageNet, published 66M; dim 126 here gives 65M), T=6"""
+    return _build(config, overrides, **IMAGENET, dim=126, steps=6)
+
+
+@register_model("spiking-mlp", input_shape=image_shape(FASHION_MNIST))
+def spiking_mlp(config: Config = None, **overrides) -> SpikingMLP:
+    """small spiking MLP for 28x28 images (Fashion-MNIST): patch 2, dim 24, depths 1-1-2-1, T=4"""
+    return _build(config, overrides, **FASHION_MNIST, dim=24, depths=(1, 1, 2, 1), patch_size=2)
+
+
+@register_model("spiking-mlp-cifar", input_shape=image_shape(CIFAR10))
+def spiking_mlp_cifar(config: Config = None, **overrides) -> SpikingMLP:
+    """small spiking MLP for 32x32 images (CIFAR): patch 2, dim 48, depths 1-2-2-1, T=4"""
+    return _build(config, overrides, **CIFAR10, dim=48, depths=(1, 2, 2, 1), patch_size=2)

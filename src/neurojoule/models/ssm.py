@@ -4,206 +4,32 @@
     -> decoder (masked mean over positions -> Linear; or per position -> Linear for the LM)
 
 The same config builds the spiking model (spiking=True) and its S4D baseline (spiking=False).
+The flat SSMConfig (as YAML sees it) is built once into the kernel config and the neuron config
+that the layers take whole. Registered: spiking-ssm, s4d, spiking-ssm-lm, s4d-lm.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from neurojoule.layers.adaptive import AdaptiveInput, AdaptiveSoftmax, cluster_bounds, cluster_dims
-from neurojoule.layers.spiking_ssm import NORMS, SSMBackbone
-from neurojoule.layers.ssm import INITS
-from neurojoule.neuron import SSM_NEURON_MODES, get_surrogate
-from neurojoule.neuron.sdn import SHIPPED_TAUS
-from neurojoule.neuron.ssm_neuron import THRESHOLDS
-
-PAD_ID = 0
-
-
-@dataclass
-class SSMConfig:
-    """One SpikingSSM / S4D network. Defaults: the 6-layer LRA backbone with exact LIF neurons.
-
-    Input: token ids in [0, vocab_size) with 0 padding (`vocab_size`), or real values with
-    `in_channels` features per step; never both. `paired`: AAN-style document pairs [B, 2, L].
-    `causal`: no position may see later ones (unidirectional kernel and layer norm).
-
-    Language-model options (CausalLM only): `adaptive_cutoffs` turns on adaptive input
-    embeddings and an adaptive softmax with clusters of d_model // div_val**i dimensions;
-    `tie_weights` shares the output weights (and adaptive projections) with the input;
-    `emb_dropout` and `softmax_dropout` drop entries of the embeddings and of the hidden
-    state the softmax reads.
-    """
-
-    spiking: bool = True
-    d_model: int = 256
-    n_layers: int = 6
-    d_state: int = 64
-    bidirectional: bool = True
-    prenorm: bool = True
-    norm: str = "batch"
-    dropout: float = 0.0
-    tau: float = 0.125
-    threshold: str = "channel"
-    lif_mode: str = "bptt"  # exact LIF, any tau; "sdn" (fast training) needs a shipped tau
-    surrogate: str = "triangle"
-    dt_min: float = 1e-3
-    dt_max: float = 1e-1
-    init: str = "lin"
-    trainable_B: bool = False
-    vocab_size: int | None = None
-    in_channels: int | None = None
-    num_classes: int = 10
-    paired: bool = False
-    causal: bool = False
-    adaptive_cutoffs: list[int] | None = None
-    div_val: float = 4.0
-    tie_weights: bool = False
-    emb_dropout: float = 0.0
-    softmax_dropout: float = 0.0
-
-    def __post_init__(self):
-        self._check_types()
-        self._check_ranges()
-        self._check_choices()
-        self._check_combinations()
-
-    def _check_types(self) -> None:
-        for name in (
-            "spiking",
-            "bidirectional",
-            "prenorm",
-            "paired",
-            "causal",
-            "tie_weights",
-            "trainable_B",
-        ):
-            _expect(isinstance(getattr(self, name), bool), name, "a bool", getattr(self, name))
-        for name in ("d_model", "n_layers", "d_state", "num_classes"):
-            _expect(_is_int(getattr(self, name)), name, "an int", getattr(self, name))
-        for name in ("vocab_size", "in_channels"):
-            value = getattr(self, name)
-            _expect(value is None or _is_int(value), name, "an int or None", value)
-        reals = ("dropout", "tau", "dt_min", "dt_max", "div_val", "emb_dropout", "softmax_dropout")
-        for name in reals:
-            value = getattr(self, name)
-            _expect(_is_real(value), name, "a number", value)
-        cutoffs = self.adaptive_cutoffs
-        _expect(
-            cutoffs is None or (isinstance(cutoffs, list | tuple) and all(map(_is_int, cutoffs))),
-            "adaptive_cutoffs",
-            "a list of ints or None",
-            cutoffs,
-        )
-
-    def _check_ranges(self) -> None:
-        for name in ("d_model", "n_layers", "num_classes"):
-            _expect(getattr(self, name) >= 1, name, ">= 1", getattr(self, name))
-        _expect(self.d_state >= 2 and self.d_state % 2 == 0, "d_state", "even, >= 2", self.d_state)
-        for name in ("dropout", "emb_dropout", "softmax_dropout"):
-            _expect(0 <= getattr(self, name) < 1, name, "in [0, 1)", getattr(self, name))
-        _expect(0 < self.tau <= 1, "tau", "in (0, 1] (multiplicative decay)", self.tau)
-        _expect(self.dt_min > 0, "dt_min", "> 0", self.dt_min)
-        _expect(self.dt_max >= self.dt_min, "dt_max", f">= dt_min = {self.dt_min}", self.dt_max)
-        if self.vocab_size is not None:
-            _expect(self.vocab_size >= 2, "vocab_size", ">= 2 (id 0 pads)", self.vocab_size)
-        if self.in_channels is not None:
-            _expect(self.in_channels >= 1, "in_channels", ">= 1", self.in_channels)
-
-    def _check_choices(self) -> None:
-        for name, choices in (
-            ("norm", NORMS),
-            ("threshold", THRESHOLDS),
-            ("lif_mode", SSM_NEURON_MODES),
-            ("init", INITS),
-        ):
-            value = getattr(self, name)
-            _expect(value in choices, name, f"one of {choices}", value)
-        try:
-            get_surrogate(self.surrogate)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"SSMConfig.surrogate: {error}") from None
-
-    def _check_combinations(self) -> None:
-        if self.vocab_size is not None and self.in_channels is not None:
-            raise ValueError(
-                "SSMConfig needs vocab_size (token input) or in_channels (real-valued input), "
-                f"not both; got vocab_size={self.vocab_size}, in_channels={self.in_channels}"
-            )
-        if self.paired:
-            _expect(self.vocab_size is not None, "vocab_size", "set when paired", None)
-        if self.spiking and self.lif_mode == "sdn":
-            _expect(
-                self.tau in SHIPPED_TAUS,
-                "tau",
-                f"one of {SHIPPED_TAUS} for lif_mode='sdn'",
-                self.tau,
-            )
-        if self.adaptive_cutoffs is not None:
-            _expect(self.vocab_size is not None, "vocab_size", "set with adaptive_cutoffs", None)
-            try:
-                bounds = cluster_bounds(self.vocab_size, self.adaptive_cutoffs)
-                cluster_dims(self.d_model, len(bounds) - 1, self.div_val)
-            except ValueError as error:
-                raise ValueError(f"SSMConfig.adaptive_cutoffs / div_val: {error}") from None
-        if self.causal:
-            _expect(not self.bidirectional, "bidirectional", "False when causal", True)
-            # BatchNorm's batch statistics mix all positions in training mode: future tokens
-            # would leak into earlier outputs.
-            _expect(self.norm == "layer", "norm", "'layer' when causal", self.norm)
-
-
-def _expect(condition: bool, field: str, expected: str, got) -> None:
-    if not condition:
-        raise ValueError(f"SSMConfig.{field} must be {expected}, got {got!r}")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def ssm_config(config: SSMConfig | Mapping | None = None, **overrides) -> SSMConfig:
-    """An SSMConfig from a config or a mapping of fields, with `overrides` applied on top."""
-    fields = dataclasses.asdict(config) if isinstance(config, SSMConfig) else dict(config or {})
-    fields.update(overrides)
-    known = [f.name for f in dataclasses.fields(SSMConfig)]
-    unknown = sorted(set(fields) - set(known))
-    if unknown:
-        raise ValueError(f"unknown SSMConfig fields {unknown}; known fields: {known}")
-    return SSMConfig(**fields)
+from neurojoule.data.tokens import BYTE_VOCAB_SIZE, PAD_ID
+from neurojoule.layers.adaptive import AdaptiveInput, AdaptiveSoftmax
+from neurojoule.layers.checks import check_finite
+from neurojoule.layers.spiking_ssm import SSMBackbone
+from neurojoule.models.registry import merge_config, register_model
+from neurojoule.models.ssm_config import SSMConfig
 
 
 def _backbone(config: SSMConfig) -> SSMBackbone:
-    block_kwargs = {
-        "d_state": config.d_state,
-        "bidirectional": config.bidirectional,
-        "dt_min": config.dt_min,
-        "dt_max": config.dt_max,
-        "init": config.init,
-        "trainable_B": config.trainable_B,
-    }
-    if config.spiking:
-        block_kwargs.update(
-            tau=config.tau,
-            threshold=config.threshold,
-            lif_mode=config.lif_mode,
-            surrogate=config.surrogate,
-        )
     return SSMBackbone(
         config.d_model,
         config.n_layers,
-        spiking=config.spiking,
-        block_kwargs=block_kwargs,
+        kernel=config.kernel_config(),
+        neuron=config.neuron_config(),
         prenorm=config.prenorm,
         norm=config.norm,
         dropout=config.dropout,
@@ -221,10 +47,20 @@ def _check_tokens(tokens: torch.Tensor, vocab_size: int, shape: str, ndim: int) 
             f"expected token ids as an integer tensor {shape}, "
             f"got {tokens.dtype} of shape {tuple(tokens.shape)}"
         )
+    _check_not_empty(tokens, shape)
     if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab_size):
         raise ValueError(
             f"expected token ids in [0, {vocab_size}), "
             f"got ids from {tokens.min().item()} to {tokens.max().item()}"
+        )
+
+
+def _check_not_empty(x: torch.Tensor, shape: str) -> None:
+    """At least one sequence of at least one step (the other sizes are checked positive)."""
+    if x.numel() == 0:
+        raise ValueError(
+            f"expected a non-empty input {shape}: at least one sequence of at least one step, "
+            f"got shape {tuple(x.shape)}"
         )
 
 
@@ -297,11 +133,14 @@ class SequenceClassifier(nn.Module):
                 raise ValueError(f"expected document pairs [B, 2, L], got {tuple(x.shape)}")
         elif config.vocab_size is not None:
             _check_tokens(x, config.vocab_size, "[B, L]", 2)
-        elif not x.is_floating_point() or x.dim() != 3 or x.shape[-1] != config.in_channels:
-            raise ValueError(
-                f"expected a float tensor [B, L, {config.in_channels}] (in_channels), "
-                f"got {x.dtype} of shape {tuple(x.shape)}"
-            )
+        else:
+            if not x.is_floating_point() or x.dim() != 3 or x.shape[-1] != config.in_channels:
+                raise ValueError(
+                    f"expected a float tensor [B, L, {config.in_channels}] (in_channels), "
+                    f"got {x.dtype} of shape {tuple(x.shape)}"
+                )
+            _check_not_empty(x, f"[B, L, {config.in_channels}]")
+            check_finite(x, "SequenceClassifier input")
 
 
 class CausalLM(nn.Module):
@@ -388,3 +227,40 @@ def _language_model_options(config: SSMConfig) -> dict:
     defaults = SSMConfig()
     names = ("adaptive_cutoffs", "tie_weights", "emb_dropout", "softmax_dropout")
     return {n: getattr(config, n) for n in names if getattr(config, n) != getattr(defaults, n)}
+
+
+def _classifier(spiking: bool, config, overrides: dict) -> SequenceClassifier:
+    merged = merge_config(SSMConfig, config, overrides, fixed={"spiking": spiking})
+    if merged.vocab_size is None and merged.in_channels is None:
+        merged = dataclasses.replace(merged, in_channels=1)  # one real value a step (pixels)
+    return SequenceClassifier(merged)
+
+
+def _language_model(spiking: bool, config, overrides: dict) -> CausalLM:
+    fixed = {"spiking": spiking, "causal": True, "bidirectional": False}
+    preset = {"norm": "layer", "vocab_size": BYTE_VOCAB_SIZE}
+    return CausalLM(merge_config(SSMConfig, config, overrides, preset=preset, fixed=fixed))
+
+
+@register_model("spiking-ssm", input_shape=("batch", "length", 1))
+def spiking_ssm(config: SSMConfig | Mapping | None = None, **overrides) -> SequenceClassifier:
+    """SpikingSSM sequence classifier: S4D -> LIF with learnable threshold -> 1x1 conv + GLU"""
+    return _classifier(True, config, overrides)
+
+
+@register_model("s4d", input_shape=("batch", "length", 1))
+def s4d(config: SSMConfig | Mapping | None = None, **overrides) -> SequenceClassifier:
+    """S4D sequence classifier: the non-spiking baseline (GELU instead of LIF)"""
+    return _classifier(False, config, overrides)
+
+
+@register_model("spiking-ssm-lm", input_shape=("batch", "length"))
+def spiking_ssm_lm(config: SSMConfig | Mapping | None = None, **overrides) -> CausalLM:
+    """SpikingSSM causal language model: unidirectional kernel, layer norm, per-position logits"""
+    return _language_model(True, config, overrides)
+
+
+@register_model("s4d-lm", input_shape=("batch", "length"))
+def s4d_lm(config: SSMConfig | Mapping | None = None, **overrides) -> CausalLM:
+    """S4D causal language model: the non-spiking baseline of spiking-ssm-lm"""
+    return _language_model(False, config, overrides)

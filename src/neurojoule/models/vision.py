@@ -1,28 +1,18 @@
-"""Shared pieces of the time-first vision models: config handling and the time average."""
+"""Shared pieces of the image models: the input sizes of the datasets their variants are
+built for, and per-block settings."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
+IMAGENET = {"image_size": 224, "in_channels": 3, "num_classes": 1000}
+FASHION_MNIST = {"image_size": 28, "in_channels": 1, "num_classes": 10}
+CIFAR10 = {"image_size": 32, "in_channels": 3, "num_classes": 10}
+DIGITS = {"image_size": 8, "in_channels": 1, "num_classes": 10}
 
 
-def vision_config(cls, config: object, overrides: dict):
-    """An instance of the dataclass `cls` from a base config (an instance or a mapping) and
-    keyword overrides; unknown keys raise a ValueError naming the known ones."""
-    if isinstance(config, cls):
-        base = dataclasses.asdict(config)
-    elif config is None or isinstance(config, Mapping):
-        base = dict(config or {})
-    else:
-        raise ValueError(f"expected a {cls.__name__} or a mapping, got {type(config).__name__}")
-    fields = {**base, **overrides}
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise ValueError(
-            f"{cls.__name__} has no fields {unknown}; expected some of {sorted(known)}"
-        )
-    return cls(**fields)
+def image_shape(preset: dict) -> tuple[str | int, ...]:
+    """The registry's input_shape of one batch of a preset's images."""
+    side = preset["image_size"]
+    return ("batch", preset["in_channels"], side, side)
 
 
 def per_block(value, depth: int, name: str) -> tuple:

@@ -11,16 +11,17 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-MULTIPLICATIVE, INPUT = 0, 1  # decay forms: h = tau*u + x   |   h = u + (x - u)/tau
+MULTIPLICATIVE, INPUT = 0, 1  # decay forms: h = decay*u + x   |   h = u + (x - u)/tau
 
 
 @numba.njit(inline="always")
-def _step(i, u, x_t, tau, vth, v_reset, decay, soft_reset, s_t):
-    """One step of neuron i: updates the state u[i], writes the spike s_t[i], returns h."""
-    if decay == MULTIPLICATIVE:
-        hv = tau[i] * u[i] + x_t[i]
+def _step(i, u, x_t, leak, vth, v_reset, form, soft_reset, s_t):
+    """One step of neuron i: updates the state u[i], writes the spike s_t[i], returns h.
+    `leak` is the decay factor (form MULTIPLICATIVE) or the time constant (form INPUT)."""
+    if form == MULTIPLICATIVE:
+        hv = leak[i] * u[i] + x_t[i]
     else:
-        hv = u[i] + (x_t[i] - u[i]) / tau[i]
+        hv = u[i] + (x_t[i] - u[i]) / leak[i]
     fired = hv >= vth[i]
     s_t[i] = 1.0 if fired else 0.0
     if fired:
@@ -31,8 +32,8 @@ def _step(i, u, x_t, tau, vth, v_reset, decay, soft_reset, s_t):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def lif_forward(x, u0, tau, vth, v_reset, decay, soft_reset, block, s, u_last, h, u_ckpt, every):
-    """Run the recurrence; writes spikes s and the final state u_last.
+def lif_forward(x, u0, leak, vth, v_reset, form, soft_reset, block, s, u_last, h, u_ckpt, every):
+    """Run the recurrence of lif_core.lif_step; writes spikes s and the final state u_last.
 
     Optional outputs (pass arrays with zero rows to skip them): h, the potentials before reset;
     u_ckpt[c], the state before step c * every, from which backward recomputes a chunk.
@@ -44,7 +45,7 @@ def lif_forward(x, u0, tau, vth, v_reset, decay, soft_reset, block, s, u_last, h
         lo = b * block
         hi = min(lo + block, n)
         u = u0[lo:hi].copy()
-        tau_b = tau[lo:hi]
+        leak_b = leak[lo:hi]
         vth_b = vth[lo:hi]
         for t in range(steps):
             if store_ckpt and t % every == 0:
@@ -54,10 +55,10 @@ def lif_forward(x, u0, tau, vth, v_reset, decay, soft_reset, block, s, u_last, h
             if store_h:  # two loops: a conditional store inside one would stop vectorisation
                 h_t = h[t, lo:hi]
                 for i in range(hi - lo):
-                    h_t[i] = _step(i, u, x_t, tau_b, vth_b, v_reset, decay, soft_reset, s_t)
+                    h_t[i] = _step(i, u, x_t, leak_b, vth_b, v_reset, form, soft_reset, s_t)
             else:
                 for i in range(hi - lo):
-                    _step(i, u, x_t, tau_b, vth_b, v_reset, decay, soft_reset, s_t)
+                    _step(i, u, x_t, leak_b, vth_b, v_reset, form, soft_reset, s_t)
         u_last[lo:hi] = u
 
 
@@ -72,21 +73,21 @@ def lif_backward_chunk(
     coef_x,
     vth,
     v_reset,
-    decay,
+    form,
     soft_reset,
     reset_grad,
     keep_state,
     block,
     grad_x,
     gu,
-    g_tau,
+    g_leak,
     g_vth,
 ):
     """Reverse-time pass over one chunk of steps (all arrays [chunk, N]), newest step first.
 
     h and s are the chunk's recomputed potentials before reset and spikes, u_start the state
     before its first step, sg the surrogate derivative at h - vth. coef_u and coef_x are dh/du
-    and dh/dx per neuron. gu (the gradient reaching the state after the chunk), g_tau and g_vth
+    and dh/dx per neuron. gu (the gradient reaching the state after the chunk), g_leak and g_vth
     are carried between chunks and updated in place. reset_grad is 0 where the reset is
     detached, keep_state 0 for SLTT (both 1 otherwise), typed like the arrays so that float32
     work stays float32.
@@ -96,7 +97,7 @@ def lif_backward_chunk(
         lo = b * block
         hi = min(lo + block, n)
         gu_b = gu[lo:hi]
-        gt_b = g_tau[lo:hi]
+        gt_b = g_leak[lo:hi]
         gv_b = g_vth[lo:hi]
         cu_b = coef_u[lo:hi]
         cx_b = coef_x[lo:hi]
@@ -124,7 +125,7 @@ def lif_backward_chunk(
                     gv_b[i] -= gs * d_t[i]
                     up = v_reset if s_p[i] != 0 else h_p[i]
                 gx_t[i] = gh * cx_b[i]
-                if decay == MULTIPLICATIVE:
+                if form == MULTIPLICATIVE:
                     gt_b[i] += gh * up
                 else:
                     gt_b[i] += gh * (up - hv) * cx_b[i]

@@ -1,10 +1,15 @@
 """The surrogate dynamic network (SDN) of SpikingSSM: LIF membrane potentials in parallel.
 
-For the hard-reset LIF with multiplicative decay tau, v_th = 1 and v_reset = 0, the SDN
-predicts from the input currents y the decayed after-reset potential mem[t] = tau * u[t-1],
-so that every step's spike s[t] = H(mem[t] + y[t] - 1) is computed at once instead of step by
-step. The network is strictly causal: mem[t] sees y[t-8] ... y[t-1]. One network is trained
-per tau; with the threshold scaling y / v_th it serves every threshold.
+For the hard-reset LIF with multiplicative decay factor `decay`, v_th = 1 and v_reset = 0, the
+SDN predicts from the input currents y the decayed after-reset potential
+mem[t] = decay * u[t-1], so that every step's spike s[t] = H(mem[t] + y[t] - 1) is computed at
+once instead of step by step. The network is strictly causal: mem[t] sees y[t-8] ... y[t-1].
+One network is trained per decay; with the threshold scaling y / v_th it serves every
+threshold.
+
+Files: JSON of the folded network (plain numbers, safe to load). Format "neurojoule-sdn-3"
+names the decay "decay"; the earlier formats (-1, -2, and the same under the package's former
+name) named it "tau", and -1 named the residual layer "mix". All of them load.
 """
 
 from __future__ import annotations
@@ -17,28 +22,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurojoule.neuron.lif_core import LIFDynamics, lif_trace
+from neurojoule.neuron.lif_core import LIFParameters, lif_trace
 from neurojoule.neuron.surrogate import Surrogate, spike
 from neurojoule.util.batchnorm import fold_into_weights
 from neurojoule.util.files import atomic_write_text
 
-SHIPPED_TAUS = (0.125, 0.25, 0.5)
-SDN_DYNAMICS = LIFDynamics(decay="multiplicative", reset="hard", v_reset=0.0)
+SHIPPED_DECAYS = (0.125, 0.25, 0.5)
+FORMAT = "neurojoule-sdn-3"
 CHUNK_STEPS = 65_536  # time steps per chunk of CPU inference (benchmarks/sdn_forms.py)
+
+
+def sdn_lif(decay: float) -> LIFParameters:
+    """The exact LIF an SDN stands in for: multiplicative `decay`, v_th = 1, hard reset to 0."""
+    return LIFParameters(decay=decay, v_threshold=1.0, v_reset=0.0, reset="hard")
 
 
 class SurrogateDynamicNetwork(nn.Module):
     """Conv1d(1->C, k=1) -> causal depthwise Conv1d(C, k) + BN -> ReLU -> `depth` times
     [Conv1d(C->C, k=1) + BN + residual -> ReLU] -> Conv1d(C->1, k=1). Input and output [N, L].
 
-    Depth 1 is the published network; deeper ones fit the slower decays (tau 0.25, 0.5) better
+    Depth 1 is the published network; deeper ones fit the slower decays (0.25, 0.5) better
     for a few hundred more multiply-adds per step."""
 
-    def __init__(self, tau: float, channels: int = 8, kernel_size: int = 8, depth: int = 1):
+    def __init__(self, decay: float, channels: int = 8, kernel_size: int = 8, depth: int = 1):
         super().__init__()
         if depth < 1:
             raise ValueError(f"the SDN needs depth >= 1 (residual C->C layers), got {depth}")
-        self.tau, self.channels = float(tau), channels
+        sdn_lif(decay)  # checks the decay
+        self.decay, self.channels = float(decay), channels
         self.kernel_size, self.depth = kernel_size, depth
         self.encode = nn.Conv1d(1, channels, 1, bias=False)
         # padding k on both sides, then keep the first L outputs: output t sees t-k .. t-1
@@ -83,7 +94,7 @@ class SurrogateDynamicNetwork(nn.Module):
 
     def folded(self) -> SurrogateDynamicNetwork:
         """An eval-mode copy with each BatchNorm merged into the conv before it (BN -> identity)."""
-        copy = SurrogateDynamicNetwork(self.tau, self.channels, self.kernel_size, self.depth)
+        copy = SurrogateDynamicNetwork(self.decay, self.channels, self.kernel_size, self.depth)
         copy.to(self.encode.weight)  # same dtype and device
         copy.load_state_dict(self.state_dict())
         copy.eval()
@@ -108,9 +119,9 @@ def causal_windows(y: torch.Tensor, k: int) -> torch.Tensor:
     return F.pad(y, (k, 0)).unfold(1, k, 1)[:, :length].reshape(-1, k)
 
 
-def exact_targets(y: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mem, spikes) of the exact hard-reset LIF on currents y [N, L]: mem[t] = tau * u[t-1]."""
-    spikes, h = lif_trace(y, time_dim=-1, tau=tau, dynamics=SDN_DYNAMICS)
+def exact_targets(y: torch.Tensor, decay: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mem, spikes) of the exact hard-reset LIF on currents y [N, L]: mem[t] = decay * u[t-1]."""
+    spikes, h = lif_trace(y, sdn_lif(decay), time_dim=-1)
     return h - y, spikes
 
 
@@ -128,7 +139,7 @@ def sdn_spikes(
 
 def spike_agreement(sdn: nn.Module, y: torch.Tensor) -> tuple[float, float]:
     """(fraction of steps where SDN spikes equal exact LIF spikes, mean absolute error of mem)."""
-    mem, exact = exact_targets(y, sdn.tau)
+    mem, exact = exact_targets(y, sdn.decay)
     with torch.no_grad():
         predicted = sdn(y)
     agree = ((predicted + y - 1.0 >= 0).to(y.dtype) == exact).double().mean().item()
@@ -144,16 +155,17 @@ def _weights_dir() -> Path:
     return Path(str(resources.files("neurojoule.neuron") / "sdn_weights"))
 
 
-def shipped_path(tau: float) -> Path:
-    return _weights_dir() / f"sdn_tau_{tau:g}.json"
+def shipped_path(decay: float) -> Path:
+    """Where the network for `decay` ships (file names keep the earlier "tau" spelling)."""
+    return _weights_dir() / f"sdn_tau_{decay:g}.json"
 
 
 def save_sdn(sdn: SurrogateDynamicNetwork, path: str | Path, metrics: dict | None = None) -> None:
     """Write the folded network as JSON (plain numbers: safe to load), atomically."""
     folded = sdn.folded()
     payload = {
-        "format": "neurojoule-sdn-2",
-        "tau": sdn.tau,
+        "format": FORMAT,
+        "decay": sdn.decay,
         "channels": sdn.channels,
         "kernel_size": sdn.kernel_size,
         "depth": sdn.depth,
@@ -163,29 +175,32 @@ def save_sdn(sdn: SurrogateDynamicNetwork, path: str | Path, metrics: dict | Non
     atomic_write_text(path, json.dumps(payload))
 
 
-def load_sdn(tau: float | None = None, path: str | Path | None = None) -> SurrogateDynamicNetwork:
-    """A folded SDN from a file, or the network shipped for `tau`, in eval mode."""
+def load_sdn(decay: float | None = None, path: str | Path | None = None) -> SurrogateDynamicNetwork:
+    """A folded SDN from a file, or the network shipped for `decay`, in eval mode. With both,
+    the file must hold the network for that decay."""
     if path is None:
-        if tau is None:
-            raise ValueError("load_sdn needs a tau or a path")
-        path = shipped_path(tau)
+        if decay is None:
+            raise ValueError("load_sdn needs a decay or a path")
+        path = shipped_path(decay)
         if not path.exists():
             raise ValueError(
-                f"no SDN is shipped for tau={tau:g} (shipped: {SHIPPED_TAUS}); train one with "
-                f"`neurojoule sdn train --tau {tau:g} --out FILE`, measure it with `neurojoule "
-                f"sdn eval --path FILE` and load it with load_sdn(path=FILE); for training in "
-                f"lif_mode 'sdn', add it to the package as sdn_weights/{shipped_path(tau).name}"
+                f"no SDN is shipped for decay {decay:g} (shipped: {SHIPPED_DECAYS}); train one "
+                f"with `neurojoule sdn train` for this decay (e.g. `neurojoule sdn train --tau "
+                f"{decay:g} --out FILE`), measure it with `neurojoule sdn eval --path FILE` and "
+                f"load it with load_sdn(path=FILE); for training in lif_mode 'sdn', add it to "
+                f"the package as sdn_weights/{shipped_path(decay).name}"
             )
     try:
         payload = json.loads(Path(path).read_text())
+        stored = payload["decay"] if "decay" in payload else payload["tau"]
         net = SurrogateDynamicNetwork(
-            payload["tau"], payload["channels"], payload["kernel_size"], payload.get("depth", 1)
+            stored, payload["channels"], payload["kernel_size"], payload.get("depth", 1)
         )
         net._drop_norms()
         net.load_state_dict({_current_key(k): torch.tensor(v) for k, v in payload["state"].items()})
-    except (json.JSONDecodeError, KeyError, TypeError, RuntimeError) as error:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"{path} is not a neurojoule SDN file: {error}") from None
-    if tau is not None and abs(net.tau - tau) > 1e-12:
-        raise ValueError(f"{path} holds an SDN for tau={net.tau:g}, not tau={tau:g}")
+    if decay is not None and abs(net.decay - decay) > 1e-12:
+        raise ValueError(f"{path} holds an SDN for decay {net.decay:g}, not tau={decay:g}")
     net.metrics = payload.get("metrics", {})
     return net.eval()

@@ -1,81 +1,62 @@
-"""The SpikingSSM soma: one LIF neuron per channel behind a learnable threshold scaling.
+"""The SpikingSSM soma: a LIF layer configured as in SpikingSSM, one neuron per channel.
 
-y <- y / exp(ln_vth), then a hard-reset LIF with v_th = 1, v_reset = 0 and multiplicative
-decay tau. With zero initial and reset potentials LIF(y; v_th) = LIF(y / v_th; 1), so one
-unit-threshold neuron -- and one SDN per tau -- serves every threshold. Modes:
-  "bptt", "sltt": the exact LIF (compiled kernel on CPU), gradients through time or not;
-  "sdn": all steps at once from the SDN's predicted potentials.
-Switching the mode never changes the parameters (the SDN is a frozen, shipped network).
+Input and output [B, H, L] (time last). y <- y / v_th, then a hard-reset LIF with threshold 1,
+v_reset = 0 and multiplicative decay `decay`. With zero initial and reset potentials
+LIF(y; v_th) = LIF(y / v_th; 1), so one unit-threshold neuron -- and one SDN per decay --
+serves every threshold. It runs in every LIF mode (lif_layer.LIF_MODES).
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from dataclasses import dataclass
 
-from neurojoule.neuron.lif_core import LIFDynamics, SpikingNeuron, lif
-from neurojoule.neuron.sdn import load_sdn, sdn_spikes
+from neurojoule.neuron.lif_core import LIFParameters
+from neurojoule.neuron.lif_layer import LIF, LIF_MODES
+from neurojoule.neuron.surrogate import get_surrogate
 
-SSM_NEURON_MODES = ("bptt", "sltt", "sdn")
 THRESHOLDS = ("channel", "shared", "fixed")
 
 
-class SSMNeuron(SpikingNeuron):
-    """Input and output [B, H, L] (time last). `threshold`: "channel" (one learnable ln v_th per
-    channel), "shared" (one learnable scalar) or "fixed" (v_th = 1)."""
+@dataclass(frozen=True)
+class SSMNeuronConfig:
+    """The neuron of a spiking S4D block.
 
-    def __init__(
-        self,
-        channels: int,
-        *,
-        tau: float = 0.125,
-        threshold: str = "channel",
-        mode: str = "bptt",
-        surrogate: str = "triangle",
-    ):
-        super().__init__()
-        if threshold not in THRESHOLDS:
-            raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
-        self.channels, self.tau, self.threshold = channels, float(tau), threshold
-        self.surrogate = surrogate
-        if threshold != "fixed":
-            self.ln_vth = nn.Parameter(torch.zeros((channels, 1) if threshold == "channel" else ()))
-        self._sdn = None
-        self.mode = mode
+    `decay`: multiplicative decay factor in [0, 1]; the SDN mode needs one of the shipped
+    decays (sdn.SHIPPED_DECAYS). `threshold`: "channel" (one learnable ln v_th per channel),
+    "shared" (one learnable scalar) or "fixed" (v_th = 1). `mode`: the LIF mode it starts in.
+    """
 
-    @property
-    def mode(self) -> str:
-        return self._mode
+    decay: float = 0.125
+    threshold: str = "channel"
+    mode: str = "bptt"
+    surrogate: str = "triangle"
 
-    @mode.setter
-    def mode(self, mode: str) -> None:
-        if mode not in SSM_NEURON_MODES:
-            raise ValueError(f"SSM neuron mode must be one of {SSM_NEURON_MODES}, got {mode!r}")
-        if mode == "sdn" and self._sdn is None:
-            # kept out of the module tree: the SDN is frozen and never part of a checkpoint
-            self.__dict__["_sdn"] = load_sdn(self.tau)
-        self._mode = mode
+    def __post_init__(self):
+        LIFParameters(decay=self.decay)  # checks the decay
+        if self.threshold not in THRESHOLDS:
+            raise ValueError(f"threshold must be one of {THRESHOLDS}, got {self.threshold!r}")
+        if self.mode not in LIF_MODES:
+            raise ValueError(f"LIF mode must be one of {LIF_MODES}, got {self.mode!r}")
+        get_surrogate(self.surrogate)
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        if y.dim() != 3 or y.shape[1] != self.channels:
-            raise ValueError(
-                f"SSMNeuron expects [B, {self.channels}, L], got shape {tuple(y.shape)}"
-            )
-        y = self.unit_threshold_input(y)
-        if self.mode == "sdn":
-            sdn = self._sdn.to(y.device, y.dtype)
-            return sdn_spikes(y.reshape(-1, y.shape[-1]), sdn, self.surrogate).reshape(y.shape)
-        dynamics = LIFDynamics(
-            decay="multiplicative", reset="hard", mode=self.mode, surrogate=self.surrogate
+
+class SSMNeuron(LIF):
+    """LIF(time_dim=-1, decay, hard reset to 0, threshold 1 behind the scaling y / v_th) on
+    [B, H, L], with H = `channels`; a per-channel threshold is stored as ln_vth [H, 1]."""
+
+    def __init__(self, channels: int, config: SSMNeuronConfig | None = None):
+        config = config or SSMNeuronConfig()
+        per_channel = config.threshold == "channel"
+        super().__init__(
+            time_dim=-1,
+            decay=config.decay,
+            reset="hard",
+            v_reset=0.0,
+            surrogate=config.surrogate,
+            mode=config.mode,
+            channels=channels if per_channel else None,
+            channel_dim=-2 if per_channel else None,
+            learn_threshold=config.threshold != "fixed",
+            divide_by_threshold=True,
         )
-        return lif(y, time_dim=-1, tau=self.tau, dynamics=dynamics)[0]
-
-    def unit_threshold_input(self, y: torch.Tensor) -> torch.Tensor:
-        """The currents the unit-threshold LIF (and the SDN) receive: y / v_th."""
-        return y if self.threshold == "fixed" else y / self.ln_vth.exp()
-
-    def extra_repr(self) -> str:
-        return (
-            f"channels={self.channels}, tau={self.tau}, threshold={self.threshold}, "
-            f"mode={self.mode}"
-        )
+        self.config = config

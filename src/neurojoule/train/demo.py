@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from neurojoule.data import load_digits_split
 from neurojoule.energy import EnergyReport, get_energy_table, measure_energy
-from neurojoule.models import DenseSNN
+from neurojoule.models import DenseSNN, DenseSNNConfig
 
 DEMO_EPOCHS = {"listops": 3, "digits": 60}
 
@@ -116,7 +116,7 @@ def run_digits_demo(
     table = get_energy_table(energy_table)
     torch.manual_seed(seed)
     train_set, test_set = load_digits_split(seed=seed)
-    model = DenseSNN(in_features=64, hidden=(512, 256), steps=10)
+    model = DenseSNN(DenseSNNConfig(hidden=(512, 256), steps=10))  # 8x8 digits
     loader = DataLoader(
         train_set,
         batch_size=batch_size,

@@ -133,7 +133,7 @@ def evaluate_sdn(
             agree, _ = spike_agreement(net, y)
             by_distribution.append({"std": std, "mean": mean, "spike_agreement": agree})
     return {
-        "tau": net.tau,
+        "tau": net.decay,
         "depth": net.depth,
         "spike_agreement": agreement,
         "mae": mae,
@@ -177,7 +177,7 @@ def evaluate_sdn_on_model(
     layers = []
     for name, chunks in currents.items():
         y = torch.cat(chunks)
-        sdn = load_sdn(neurons[name].tau, path=sdn_path)
+        sdn = load_sdn(neurons[name].decay, path=sdn_path)
         agreement, mae = spike_agreement(sdn, y)
         layers.append(
             {

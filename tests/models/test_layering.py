@@ -1,0 +1,79 @@
+"""The import graph of neuron/, energy/, layers/ and models/ (every import, including those
+inside functions): each package imports only from the layers below it, and no module of
+them takes part in an import cycle."""
+
+import ast
+from pathlib import Path
+
+import neurojoule
+
+ROOT = Path(neurojoule.__file__).parent
+PACKAGES = ("neuron", "energy", "layers", "models")
+# what each package may import from the project besides itself (DESIGN.md, "Layers")
+ALLOWED = {
+    "neuron": {"util"},
+    "energy": {"util", "neuron"},
+    "layers": {"util", "neuron", "energy"},
+    "models": {"util", "neuron", "energy", "layers", "data"},
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Project modules that `path` imports; `from pkg import name` counts as pkg.name when that
+    is a module, else as pkg."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                as_module = ROOT.parent / Path(*candidate.split("."))
+                is_module = as_module.with_suffix(".py").exists() or as_module.is_dir()
+                found.add(candidate if is_module else node.module)
+    return {name for name in found if name.startswith("neurojoule.")}
+
+
+def _graph() -> dict[str, set[str]]:
+    return {
+        _module_name(path): _imports(path)
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+    }
+
+
+def test_each_package_imports_only_the_layers_below_it():
+    wrong = []
+    for module, imported in _graph().items():
+        package = module.split(".")[1]
+        for name in imported:
+            other = name.split(".")[1] if "." in name else ""
+            if other != package and other not in ALLOWED[package]:
+                wrong.append(f"{module} -> {name}")
+    assert wrong == []
+
+
+def test_no_import_cycles_between_modules():
+    graph = _graph()
+    # a package's __init__ importing its own modules is the package, not a cycle
+    edges = {
+        module: {n for n in imported if n in graph and not module.startswith(n + ".")}
+        for module, imported in graph.items()
+    }
+    cycles = []
+
+    def visit(module, path):
+        for nxt in edges[module]:
+            if nxt in path:
+                cycles.append(path[path.index(nxt) :] + [nxt])
+            elif len(path) < len(edges):
+                visit(nxt, path + [nxt])
+
+    for start in edges:
+        visit(start, [start])
+    assert cycles == []
