@@ -178,3 +178,33 @@ def test_non_finite_inputs_and_losses_stop_training_by_name(cache):
         module.model.decoder.weight[0, 0] = float("inf")
     with pytest.raises(ValueError, match="non-finite logits .*weight decoder.weight"):
         module.training_step((x, y), 0)
+
+
+@pytest.mark.parametrize(
+    "default, seconds, chosen, rule",
+    [
+        ("bptt", {"bptt": 1.0, "sdn": 0.8}, "bptt", "the default on cpu"),  # 1.25x: noise
+        ("bptt", {"bptt": 1.0, "sdn": 0.5}, "sdn", "measured 2.0x faster than bptt"),
+        ("sdn", {"bptt": 0.5, "sdn": 0.6}, "sdn", "the default on cpu"),
+        ("sdn", {"bptt": 0.3, "sdn": 0.6}, "bptt", "measured 2.0x faster than sdn"),
+    ],
+)
+def test_auto_keeps_the_default_unless_the_other_mode_is_clearly_faster(
+    default, seconds, chosen, rule, monkeypatch
+):
+    from neurojoule.layers import ssm_neurons
+    from neurojoule.models import build_model
+    from neurojoule.train import lif_mode
+
+    monkeypatch.setitem(lif_mode.DEFAULT_LIF_MODE, "cpu", default)
+    monkeypatch.setattr(lif_mode, "_step_seconds", lambda *args: seconds)
+    model = build_model("spiking-ssm", d_model=4, n_layers=1, d_state=4, in_channels=1)
+    x, y = torch.randn(2, 16, 1), torch.tensor([0, 1])
+    record = lif_mode.choose_lif_mode(model, (x, y))
+    assert record["chosen"] == chosen and rule in record["rule"]
+    assert {neuron.mode for neuron in ssm_neurons(model).values()} == {chosen}
+
+
+def test_a_spiking_ssm_mode_for_a_model_without_ssm_neurons_is_refused(cache):
+    with pytest.raises(ValueError, match="applies to spiking SSM layers"):
+        train(load_config("fashion-mnist", ["lif_mode=sdn"], model="spiking-mlp"), "unused")

@@ -26,11 +26,34 @@ TINY = [
 ]  # fmt: skip
 
 
-# the spiking MLP's inference is multiplication-free by construction; whether Spikformer's
-# residual sums exceed 1 depends on its training (tests/models checks a calibrated one)
-@pytest.mark.parametrize("model, mfi_holds", [("spiking-mlp", True), ("spikformer", None)])
+def _layers_with_non_binary_input(checkpoint, names: list[str], samples: int) -> list[str]:
+    """The reference for the MFI verdict: run the deployed (folded) model on the evaluated
+    samples with a hook on each named synaptic layer, and list those whose input held a value
+    other than 0 and 1."""
+    import torch
+
+    from neurojoule.energy import fold_batchnorm
+    from neurojoule.train.evaluation import evaluation_split
+
+    _, model, dataset = evaluation_split(checkpoint, "test", "bptt", limit_samples=samples)
+    model = fold_batchnorm(model)
+    non_binary = set()
+    modules = dict(model.named_modules())
+    for name in names:
+        modules[name].register_forward_pre_hook(
+            lambda module, args, name=name: non_binary.update(
+                [name] if not ((args[0] == 0) | (args[0] == 1)).all() else []
+            )
+        )
+    with torch.no_grad():
+        for x, _ in torch.utils.data.DataLoader(dataset, batch_size=16):
+            model(x)
+    return [name for name in names if name in non_binary]
+
+
+@pytest.mark.parametrize("model", ["spiking-mlp", "spikformer"])
 def test_train_then_eval_reports_accuracy_rates_energy_and_mfi(
-    model, mfi_holds, fashion_mnist, tmp_path, capsys
+    model, fashion_mnist, tmp_path, capsys
 ):
     out = tmp_path / model
     assert main(["train", model, "--dataset", "fashion-mnist", "--out", str(out), *TINY]) == 0
@@ -42,11 +65,16 @@ def test_train_then_eval_reports_accuracy_rates_energy_and_mfi(
     assert result["unfolded_batchnorms"] == []
     energy = result["energy"]
     assert energy["time_steps"] == 2
-    assert energy["mfi"]["holds"] is mfi_holds or mfi_holds is None
+    names = [layer["name"] for layer in energy["layers"]]
+    expected = _layers_with_non_binary_input(checkpoint, names, 32)
+    assert energy["mfi"]["first_layer"] == names[0] and expected[:1] == names[:1]  # the image
+    assert energy["mfi"]["violations"] == expected[1:]
+    if model == "spiking-mlp":  # multiplication-free by construction
+        assert energy["mfi"]["holds"]
     assert len(result["spike_rates"]) > 5
     assert main(["eval", str(checkpoint), "--limit", "32"]) == 0
     text = capsys.readouterr().out
-    assert "MFI holds" in text if mfi_holds else "MFI " in text
+    assert ("MFI holds" if energy["mfi"]["holds"] else "MFI refuted") in text
     assert "batch norms folded into the synapses (all)" in text
 
 

@@ -44,10 +44,11 @@ class DemoResult:
 
     def format(self) -> str:
         """The report `neurojoule demo` prints."""
-        trained = f", trained in {self.trained_lif} mode" if self.trained_lif else ""
+        trained = f", spiking layers trained in {self.trained_lif}" if self.trained_lif else ""
+        epochs = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
         lines = [
             f"{self.model} on {self.task}: test accuracy {self.accuracy * 100:.2f} % "
-            f"({self.epochs} epochs, {self.train_seconds:.0f} s of training{trained}; "
+            f"({epochs}, {self.train_seconds:.0f} s of training{trained}; "
             "evaluated with the exact LIF)"
         ]
         if self.evaluated:
@@ -98,7 +99,7 @@ def run_listops_demo(
         epochs,
         result["energy"],
         str(out),
-        trained_lif=f"{choice['chosen']} ({choice['rule']})" if choice else config.lif_mode,
+        trained_lif=f"{choice['chosen']} mode ({choice['rule']})" if choice else None,
         evaluated=result["evaluated"],
     )
 
