@@ -6,18 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from neurojoule.data import listops
+from neurojoule.data import listops, listops_reader
 from neurojoule.data.listops import (
-    ListOpsDataset,
     ListOpsSpec,
     generate_listops,
-    listops_datasets,
     listops_files,
     listops_source,
     listops_value,
-    read_listops_tsv,
     write_listops,
 )
+from neurojoule.data.listops_reader import ListOpsDataset, listops_datasets, read_listops_tsv
 from neurojoule.data.tokens import pad_collate
 
 OPERATORS = {"[MIN", "[MAX", "[MED", "[SM"}
@@ -230,7 +228,7 @@ def test_vectorised_reader_matches_the_line_parser(tmp_path):
     for path in (paths["train"], crlf):
         examples = read_listops_tsv(path)
         body = path.read_bytes().partition(b"\n")[2]
-        ids, lengths, labels = listops._encode_fast(body)  # None would mean: not taken
+        ids, lengths, labels = listops_reader._encode_fast(body)  # None would mean: not taken
         assert lengths.tolist() == [len(tokens) for tokens, _ in examples]
         assert ids.tolist() == [listops.VOCAB[t] for tokens, _ in examples for t in tokens]
         assert labels.tolist() == [label for _, label in examples]
@@ -279,6 +277,14 @@ def test_reads_published_release_files_with_crlf(tmp_path):
         ("Source\tTarget\n[MAX 2 ]\n", ":2: expected"),
         ("Source\tTarget\n[MAX 2 ]\t2\n[MAX x ]\t1\n", ":3: unknown tokens \\['x'\\]"),
         ("Source\tTarget\n[MAX 2 ]\t2\n[MAX a ]\t1\n", ":3: unknown tokens \\['a'\\]"),
+        ("Source\tTarget\n", "rows of 'source<TAB>label' after the header, got none"),
+        ("Source\tTarget", "after the header, got none"),
+        ("Source\tTarget\n[MAX 2 3\t2\n", ":2: .*complete ListOps expression, got 1 operators"),
+        ("Source\tTarget\n[MAX ]\t2\n", ":2: .*an operator without arguments"),
+        ("Source\tTarget\n3 4\t2\n", ":2: .*got more after the expression ends"),
+        ("Source\tTarget\n\t2\n", ":2: .*got no tokens"),
+        ("Source\tTarget\n( ( [SM 2 ) 3 ]\t5\n", ":2: .*1 '\\(' left open"),
+        ("Source\tTarget\n) ( [SM 2 3 ]\t5\n", ":2: .*a '\\)' with no '\\(' open"),
     ],
 )
 def test_malformed_files_raise_value_error_naming_the_line(tmp_path, content, message):
@@ -286,6 +292,41 @@ def test_malformed_files_raise_value_error_naming_the_line(tmp_path, content, me
     path.write_text(content)
     with pytest.raises(ValueError, match=message):
         ListOpsDataset(path)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        b"[MAX 10  3 ]\t3",  # "10" is two ids to a byte filter; a double space evens the count
+        b"[MI 10 N 3 ]\t3",
+        b"[MAX 3 ]\t 3",  # a space before the label, which fields[1] keeps
+        b"[MAX 3 ]\t3\r\r",  # one CR before LF ends a row; the other is part of the label
+        b"[SM 3 4 ]\t\t3",
+    ],
+)
+def test_the_vectorised_path_vouches_for_nothing_the_line_parser_refuses(tmp_path, row):
+    path = tmp_path / "tricky.tsv"
+    path.write_bytes(b"Source\tTarget\n" + row + b"\n")
+    assert listops_reader._encode_fast(row + b"\n") is None
+    with pytest.raises(ValueError, match=":2: "):
+        ListOpsDataset(path)
+
+
+def test_non_utf8_bytes_name_the_line(tmp_path):
+    path = tmp_path / "bytes.tsv"
+    path.write_bytes(b"Source\tTarget\n[MAX 2 ]\t2\n[MAX 1 \xff ]\t3\n")
+    with pytest.raises(
+        ValueError, match=r"bytes.tsv:3: expected UTF-8 text, got the bytes b'\\xff'"
+    ):
+        ListOpsDataset(path)
+
+
+def test_readers_still_import_from_the_generator_module():
+    from neurojoule.data.listops import ListOpsDataset as old_path
+
+    assert old_path is ListOpsDataset
+    with pytest.raises(AttributeError):
+        listops.no_such_name  # noqa: B018
 
 
 def test_missing_release_files_say_where_to_get_them(tmp_path):
@@ -300,8 +341,17 @@ def test_missing_release_files_say_where_to_get_them(tmp_path):
         {"n_train": -1},
         {"max_args": 1},
         {"max_depth": 2, "max_args": 3, "min_length": 5},  # longest tree: 5 tokens
+        {"n_train": "many"},
+        {"seed": -1},
+        {"max_args": 2.0},
+        {"max_depth": True},
     ],
 )
 def test_impossible_specs_are_rejected(fields):
     with pytest.raises(ValueError):
         ListOpsSpec(**fields)
+
+
+def test_a_huge_depth_bound_is_checked_without_computing_the_longest_tree():
+    # the longest tree at depth 10**6 has ~10**6 digits; the check stops once it is long enough
+    assert ListOpsSpec(max_depth=10**6, min_length=10, max_length=100).max_depth == 10**6

@@ -22,14 +22,8 @@ from neurojoule.data.fashion_mnist import (
 from neurojoule.data.idx import read_idx
 from neurojoule.data.imdb import IMDBDataset
 from neurojoule.data.kjv import kjv_corpus, kjv_verses
-from neurojoule.data.listops import (
-    ListOpsDataset,
-    ListOpsSpec,
-    generate_listops,
-    listops_datasets,
-    listops_files,
-    listops_value,
-)
+from neurojoule.data.listops import ListOpsSpec, generate_listops, listops_files, listops_value
+from neurojoule.data.listops_reader import ListOpsDataset, listops_datasets
 from neurojoule.data.pathfinder import PathfinderDataset
 from neurojoule.data.splits import fraction_split, held_out_split
 from neurojoule.data.tasks import (

@@ -1,4 +1,4 @@
-"""ListOps (Long Range Arena): a seeded generator to the LRA specification, its files, a dataset.
+"""ListOps (Long Range Arena): a seeded generator to the LRA specification and its files.
 
 The specification (Tay et al. 2021, Long Range Arena, the `listops` generator of its release):
 tokens ``[MIN [MAX [MED [SM``, the digits 0-9 and ``]``. The root sits at depth 1; a node
@@ -23,8 +23,8 @@ Measured on one core with max_depth 10, max_args 10:
     2000-8000       1.2 %        3.6 ms
     4000-16000      0.03 %       170 ms     (depth 10 rarely grows this long: raise max_depth)
 
-The default set's training file is about 640 MB (the parentheses triple its size); reading
-it back into token ids takes about 4 s.
+The default set's training file is about 640 MB (the parentheses triple its size). Reading
+files (these or the LRA release's) into a dataset: `neurojoule.data.listops_reader`.
 """
 
 from __future__ import annotations
@@ -37,12 +37,8 @@ import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch.utils.data import Dataset
-
 from neurojoule.data.cache import cache_dir
-from neurojoule.data.tokens import pad_to
+from neurojoule.data.options import SEED_MAX, integer
 from neurojoule.util.files import atomic_write_text, atomic_writer
 
 log = logging.getLogger(__name__)
@@ -59,7 +55,6 @@ NUM_CLASSES = 10
 SPLITS = ("train", "val", "test")
 FILE_NAMES = {split: f"basic_{split}.tsv" for split in SPLITS}  # the LRA release's names
 HEADER = "Source\tTarget"
-_LABEL_TEXTS = frozenset(str(label) for label in range(NUM_CLASSES))
 
 _FORMAT_VERSION = 1
 _MAX_FRUITLESS_DRAWS = 2_000_000
@@ -96,19 +91,17 @@ class ListOpsSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if min(self.n_train, self.n_val, self.n_test) < 0:
-            raise ValueError(f"split sizes must be >= 0, got {self.split_sizes()}")
+        for field in dataclasses.fields(self):
+            low = _FIELD_MINIMUM.get(field.name, 0)
+            high = SEED_MAX if field.name == "seed" else None
+            value = integer(low, high)(f"ListOps {field.name}", getattr(self, field.name))
+            object.__setattr__(self, field.name, value)  # a numpy integer becomes an int
         if not 0 <= self.min_length < self.max_length - 1:
             raise ValueError(
                 "need 0 <= min_length < max_length - 1 so that some length fits strictly "
                 f"between them, got min_length={self.min_length}, max_length={self.max_length}"
             )
-        if self.max_depth < 1 or self.max_args < 2:
-            raise ValueError(
-                f"need max_depth >= 1 and max_args >= 2, got max_depth={self.max_depth}, "
-                f"max_args={self.max_args}"
-            )
-        longest = _longest_possible(self.max_depth, self.max_args)
+        longest = _longest_possible(self.max_depth, self.max_args, self.min_length)
         if longest <= self.min_length:
             raise ValueError(
                 f"no tree with max_depth={self.max_depth}, max_args={self.max_args} is longer "
@@ -126,9 +119,15 @@ class ListOpsSpec:
         )
 
 
-def _longest_possible(max_depth: int, max_args: int) -> int:
+_FIELD_MINIMUM = {"max_depth": 1, "max_args": 2}
+
+
+def _longest_possible(max_depth: int, max_args: int, enough: int) -> int:
+    """The longest tree's length, or a length above `enough` (a deep bound grows huge)."""
     length = 1
     for _ in range(max_depth - 1):
+        if length > enough:
+            break
         length = 2 + max_args * length
     return length
 
@@ -184,9 +183,10 @@ def iter_listops(spec: ListOpsSpec) -> Iterator[tuple[list[str], int]]:
         fruitless += 1
         if fruitless > _MAX_FRUITLESS_DRAWS:
             raise ValueError(
-                f"{_MAX_FRUITLESS_DRAWS} draws in a row gave no new example with "
-                f"{spec.min_length} < length < {spec.max_length} (depth {spec.max_depth}, "
-                f"{spec.max_args} args): the window holds too few distinct trees; widen it"
+                f"{_MAX_FRUITLESS_DRAWS} draws in a row gave no new example with min_length "
+                f"{spec.min_length} < length < max_length {spec.max_length} (max_depth "
+                f"{spec.max_depth}, max_args {spec.max_args}): the window holds too few "
+                "distinct trees; widen it"
             )
 
 
@@ -245,7 +245,9 @@ def listops_value(tokens: list[str]) -> int:
             arguments.append([])
         elif token == END:
             if not operators or not arguments[-1]:
-                raise ValueError(f"']' without an open operator with arguments in {tokens}")
+                raise ValueError(
+                    f"']' without an open operator with arguments in {_excerpt(tokens)}"
+                )
             values = arguments.pop()
             arguments[-1].append(_APPLY[operators.pop()](values))
         elif token in DIGITS:
@@ -253,8 +255,13 @@ def listops_value(tokens: list[str]) -> int:
         else:
             raise ValueError(f"unknown ListOps token {token!r}; expected one of {list(VOCAB)}")
     if operators or len(arguments[0]) != 1:
-        raise ValueError(f"expected one complete expression, got {' '.join(tokens)!r}")
+        raise ValueError(f"expected one complete expression, got {_excerpt(tokens)}")
     return arguments[0][0]
+
+
+def _excerpt(tokens: list[str], limit: int = 80) -> str:
+    text = " ".join(tokens)
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def write_listops(folder: str | Path, spec: ListOpsSpec) -> dict[str, Path]:
@@ -293,168 +300,19 @@ def listops_files(
     return paths
 
 
-def read_listops_tsv(path: str | Path) -> list[tuple[list[str], int]]:
-    """(tokens without parentheses, label) pairs of an LRA ListOps TSV file."""
-    sources, labels = _read_rows(path)
-    return [
-        (_source_tokens(source, path, row), int(label))
-        for row, (source, label) in enumerate(zip(sources, labels, strict=True))
-    ]
+_MOVED = (
+    "ListOpsDataset",
+    "encode_listops_file",
+    "find_listops_release",
+    "listops_datasets",
+    "read_listops_tsv",
+)
 
 
-def _source_tokens(source: str, path: str | Path, row: int) -> list[str]:
-    tokens = [token for token in source.split() if token not in PARENTHESES]
-    unknown = set(tokens).difference(VOCAB)
-    if unknown:
-        raise ValueError(
-            f"{path}:{row + 2}: unknown tokens {sorted(unknown)}; expected {list(VOCAB)}"
-        )
-    return tokens
+def __getattr__(name: str):
+    # the readers moved to listops_reader; their old import path keeps working
+    if name in _MOVED:
+        from neurojoule.data import listops_reader
 
-
-def _read_rows(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """The Source column as written and the Target column as int64, format checked."""
-    with open(path, encoding="utf-8", newline="") as stream:
-        header = stream.readline().rstrip("\r\n")
-        if header != HEADER:
-            raise ValueError(f"{path}: expected the header {HEADER!r}, got {header!r}")
-        rows = [line.rstrip("\r\n").split("\t") for line in stream]
-    for row, fields in enumerate(rows):
-        if len(fields) != 2 or fields[1] not in _LABEL_TEXTS:
-            raise ValueError(
-                f"{path}:{row + 2}: expected 'source<TAB>label' with a label 0-9, "
-                f"got {chr(9).join(fields)[:80]!r}"
-            )
-    return [fields[0] for fields in rows], np.array([int(f[1]) for f in rows], dtype=np.int64)
-
-
-def encode_listops_file(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(token ids uint8, all rows end to end; row lengths; labels) of a ListOps TSV file.
-
-    A release-sized file (100M tokens) goes through a vectorised path in seconds; a file it
-    cannot vouch for is parsed line by line, which names the offending line.
-    """
-    raw = Path(path).read_bytes()
-    header, _, body = raw.partition(b"\n")
-    if header.rstrip(b"\r") != HEADER.encode():
-        raise ValueError(f"{path}: expected the header {HEADER!r}, got {header[:80]!r}")
-    fast = _encode_fast(body if body.endswith(b"\n") else body + b"\n")
-    if fast is not None:
-        return fast
-    sources, labels = _read_rows(path)
-    return (*_encode_slowly(sources, path), labels)
-
-
-# The vectorised path: one bytes.translate turns every token into one character (an operator
-# keeps the letter that tells it apart: mIn, mAx, mEd, Sm) and drops parentheses and spaces;
-# a second keeps only the operator letters, which must spell whole operator names; a count of
-# spaces confirms one space between tokens. Any doubt sends the file to the line parser.
-_DELETED = b"([MNXD) "
-_NOT_OPERATOR_LETTERS = b"()0123456789] \t\r\n"
-_ID_OF_BYTE = np.full(256, 255, dtype=np.uint8)
-for _token, _letter in (("[MIN", "I"), ("[MAX", "A"), ("[MED", "E"), ("[SM", "S")):
-    _ID_OF_BYTE[ord(_letter)] = VOCAB[_token]
-for _token in (END, *DIGITS):
-    _ID_OF_BYTE[ord(_token)] = VOCAB[_token]
-
-
-def _encode_fast(body: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    letters = _operator_letters(body)
-    if letters is None:
-        return None
-    chars = np.frombuffer(body.translate(None, _DELETED), dtype=np.uint8)
-    tabs, ends = np.flatnonzero(chars == ord("\t")), np.flatnonzero(chars == ord("\n"))
-    if len(tabs) != len(ends):
-        return None
-    carriage = chars[ends - 1] == ord("\r")
-    if np.any(ends - tabs != 2 + carriage):  # every row: tokens TAB digit [CR] NL
-        return None
-    labels = chars[tabs + 1].astype(np.int64) - ord("0")
-    keep = np.ones(len(chars), dtype=bool)
-    keep[np.concatenate([tabs, tabs + 1, ends, ends[carriage] - 1])] = False
-    ids = _ID_OF_BYTE[chars[keep]]
-    if np.any(ids == 255) or np.any((labels < 0) | (labels >= NUM_CLASSES)):
-        return None
-    spaces = body.count(b" ")
-    operators = int(np.count_nonzero(ids <= len(OPERATORS)))
-    parentheses = len(body) - len(chars) - spaces - (letters - operators)
-    if spaces + len(ends) != len(ids) + parentheses:
-        return None
-    lengths = tabs - np.concatenate([[0], ends[:-1] + 1])
-    return ids, lengths.astype(np.int64), labels
-
-
-def _operator_letters(body: bytes) -> int | None:
-    """How many operator characters the body holds, or None unless they spell whole names."""
-    letters = np.frombuffer(body.translate(None, _NOT_OPERATOR_LETTERS), dtype=np.uint8)
-    starts = np.flatnonzero(letters == ord("["))
-    if len(letters) and (len(starts) == 0 or starts[0] != 0):
-        return None
-    sizes = np.diff(np.append(starts, len(letters)))
-    padded = np.concatenate([letters, np.zeros(3, dtype=np.uint8)])
-    second, third, fourth = (padded[starts + k] for k in (1, 2, 3))
-
-    def spelled(name: str) -> np.ndarray:
-        matches = sizes == len(name)
-        for letter, at in zip(name[1:], (second, third, fourth), strict=False):
-            matches &= at == ord(letter)
-        return matches
-
-    names = spelled("[MIN") | spelled("[MAX") | spelled("[MED") | spelled("[SM")
-    return len(letters) if np.all(names) else None
-
-
-def _encode_slowly(sources: list[str], path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    token_lists = [
-        [VOCAB[token] for token in _source_tokens(source, path, row)]
-        for row, source in enumerate(sources)
-    ]
-    lengths = np.array([len(tokens) for tokens in token_lists], dtype=np.int64)
-    ids = np.fromiter((i for tokens in token_lists for i in tokens), np.uint8, int(lengths.sum()))
-    return ids, lengths
-
-
-class ListOpsDataset(Dataset):
-    """(token ids as a LongTensor, label 0-9) from a ListOps TSV file; id 0 pads.
-
-    With `max_length` every sequence is truncated or padded to it; without, lengths vary
-    (batch them with `neurojoule.data.tokens.pad_collate`).
-    """
-
-    def __init__(self, path: str | Path, max_length: int | None = None) -> None:
-        self._ids, self.lengths, self.labels = encode_listops_file(path)
-        self._offsets = np.concatenate([[0], np.cumsum(self.lengths)])
-        self.max_length = max_length
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        start, stop = self._offsets[index], self._offsets[index + 1]
-        ids = torch.from_numpy(self._ids[start:stop].astype(np.int64))
-        if self.max_length is not None:
-            ids = pad_to(ids, self.max_length)
-        return ids, int(self.labels[index])
-
-
-def find_listops_release(root: str | Path) -> dict[str, Path]:
-    """The LRA release's basic_{train,val,test}.tsv in `root` or `root`/listops-1000."""
-    root = Path(root)
-    for folder in (root, root / "listops-1000", root / "lra_release" / "listops-1000"):
-        paths = {split: folder / name for split, name in FILE_NAMES.items()}
-        if all(path.is_file() for path in paths.values()):
-            return paths
-    raise FileNotFoundError(
-        f"no ListOps files under {root}: expected {', '.join(FILE_NAMES.values())} in it or in "
-        f"its listops-1000/ folder (the Long Range Arena release, lra_release.gz from "
-        "https://github.com/google-research/long-range-arena); or generate them with "
-        "listops_files()"
-    )
-
-
-def listops_datasets(
-    spec: ListOpsSpec | None = None, root: str | Path | None = None, max_length: int | None = None
-) -> tuple[ListOpsDataset, ListOpsDataset, ListOpsDataset]:
-    """Train, val and test sets: from the LRA release files under `root`, else generated."""
-    paths = find_listops_release(root) if root is not None else listops_files(spec)
-    return tuple(ListOpsDataset(paths[split], max_length) for split in SPLITS)
+        return getattr(listops_reader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
