@@ -47,3 +47,13 @@ def test_the_old_run_folder_resumes(tmp_path, cache, capsys):
     assert main(argv) == 0
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["epoch"] == 1  # the second epoch (counted from 0) ran
+
+
+def test_an_old_checkpoint_with_the_ssm_decay_named_tau_loads(tmp_path):
+    checkpoint = torch.load(FIXTURE / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["config"]["model_options"]["tau"] = 0.25  # the old name
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    config, _, model = load_checkpoint(tmp_path / "old.ckpt")
+    assert config.model_options["decay"] == 0.25 and "tau" not in config.model_options
+    (neuron,) = (m for m in model.modules() if type(m).__name__ == "SSMNeuron")
+    assert neuron.decay == 0.25

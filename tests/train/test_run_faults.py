@@ -206,5 +206,5 @@ def test_auto_keeps_the_default_unless_the_other_mode_is_clearly_faster(
 
 
 def test_a_spiking_ssm_mode_for_a_model_without_ssm_neurons_is_refused(cache):
-    with pytest.raises(ValueError, match="applies to spiking SSM layers"):
+    with pytest.raises(ValueError, match="'sdn' needs spiking SSM layers"):
         train(load_config("fashion-mnist", ["lif_mode=sdn"], model="spiking-mlp"), "unused")

@@ -25,6 +25,8 @@ from neurojoule.train.module import build_model_for_task
 from neurojoule.util.files import atomic_writer
 
 LAST = "last.ckpt"
+# model_options renamed since checkpoints were first written: (models, old key, new key)
+RENAMED_OPTIONS = ((("spiking-ssm", "s4d", "spiking-ssm-lm", "s4d-lm"), "tau", "decay"),)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -95,6 +97,15 @@ def read_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
+def upgrade_config(values: dict) -> dict:
+    """A config dict as written by an older version, with renamed model options renamed."""
+    options = values.get("model_options")
+    for models, old, new in RENAMED_OPTIONS:
+        if values.get("model") in models and isinstance(options, dict) and old in options:
+            options = {new if key == old else key: value for key, value in options.items()}
+    return {**values, "model_options": options} if options is not None else values
+
+
 def describe_checkpoint(path: str | Path) -> str:
     """Which checkpoint this is, for reports: its file name, epoch and step."""
     path = resolve_checkpoint(path)
@@ -112,7 +123,8 @@ def load_checkpoint(path: str | Path) -> tuple[TrainConfig, TaskInfo, torch.nn.M
     checkpoint = read_checkpoint(path)
     try:
         hparams = checkpoint["hyper_parameters"]
-        config, info = TrainConfig(**hparams["config"]), TaskInfo(**hparams["task_info"])
+        config = TrainConfig(**upgrade_config(hparams["config"]))
+        info = TaskInfo(**hparams["task_info"])
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a neurojoule training checkpoint: {error}") from None
     state = {

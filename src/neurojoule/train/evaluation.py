@@ -10,10 +10,10 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from neurojoule.energy import EnergyCounter, EnergyReport, fold_batchnorm, unfolded_batchnorms
-from neurojoule.layers import set_lif_mode, ssm_neurons
 from neurojoule.train.checkpoints import describe_checkpoint, load_checkpoint, resolve_checkpoint
 from neurojoule.train.config import TrainConfig
 from neurojoule.train.finite import check_finite, explain_non_finite
+from neurojoule.train.module import apply_lif_mode
 from neurojoule.train.splits import evaluation_loader, make_splits
 
 SPLITS = ("train", "val", "test")
@@ -34,17 +34,13 @@ def evaluation_split(
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     config, _, model = load_checkpoint(checkpoint)
-    if lif_mode in ("sltt", "sdn") and not ssm_neurons(model):
-        raise ValueError(
-            f"LIF mode {lif_mode!r} applies to spiking SSM layers, and {config.model} has none"
-        )
     if limit_samples is not None or whole_split:
         if split == "train":
             config.limit_train_samples = limit_samples
         else:
             config.limit_eval_samples = limit_samples
+    apply_lif_mode(model, lif_mode, config.model)
     splits = dict(zip(SPLITS, make_splits(config)[:3], strict=True))
-    set_lif_mode(model, lif_mode)
     return config, model, splits[split]
 
 

@@ -214,11 +214,17 @@ def build_model_for_task(config: TrainConfig, info: TaskInfo) -> torch.nn.Module
     else:
         sizes["in_channels"] = info.in_channels
     model = build_model(config.model, **config.model_options, **sizes)
-    if config.lif_mode in ("sltt", "sdn") and not ssm_neurons(model):
-        raise ValueError(
-            f"lif_mode {config.lif_mode!r} applies to spiking SSM layers, and {config.model} "
-            "has none (its LIF neurons train step by step, as lif_mode 'bptt')"
-        )
     if config.lif_mode != "auto":
-        set_lif_mode(model, config.lif_mode)
+        apply_lif_mode(model, config.lif_mode, config.model)
     return model
+
+
+def apply_lif_mode(model: torch.nn.Module, mode: str, name: str) -> None:
+    """Put every LIF layer of `model` (registered as `name`) in `mode`; "sdn" needs spiking
+    SSM layers, which have an SDN."""
+    if mode == "sdn" and not ssm_neurons(model):
+        raise ValueError(
+            f"LIF mode 'sdn' needs spiking SSM layers (they have an SDN), and {name} has none; "
+            "use bptt or sltt"
+        )
+    set_lif_mode(model, mode)
