@@ -129,7 +129,9 @@ def test_image_tasks_name_their_options_and_check_them(tmp_path):
     write_cifar10(tmp_path)
     with pytest.raises(ValueError, match=r"no options \['crop_pad'\].*'crop_padding'.*'flip'"):
         classification_task("cifar10", tmp_path, crop_pad=2)
-    with pytest.raises(ValueError, match="crop_padding must be an int >= 0, got -1"):
+    with pytest.raises(
+        ValueError, match="option crop_padding must be an integer >= 0 and <= 32, got -1"
+    ):
         classification_task("cifar10", tmp_path, crop_padding=-1)
     with pytest.raises(ValueError, match="val_fraction \\+ test_fraction must be below 1"):
         classification_task("digits", val_fraction=0.5, test_fraction=0.5)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from neurojoule.data.options import check_seq_len
 from neurojoule.data.tokens import PAD_ID
 
 PAD_TOKEN = "<pad>"
@@ -74,8 +75,7 @@ class TokenWindows(Dataset):
     last window is padded with PAD_ID (targets too, which the loss ignores)."""
 
     def __init__(self, ids: np.ndarray | torch.Tensor, seq_len: int):
-        if seq_len < 1:
-            raise ValueError(f"seq_len must be at least 1, got {seq_len}")
+        seq_len = check_seq_len(seq_len, "TokenWindows seq_len")
         if ids.ndim != 1 or len(ids) < 2:
             raise ValueError(
                 f"expected a 1-D stream of at least 2 token ids, got shape {tuple(ids.shape)}"

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from neurojoule.data.options import check_mean_std, fraction
+
 SIDE = 8
 
 
@@ -13,7 +15,7 @@ def load_digits_split(
     test_fraction: float = 0.2, seed: int = 0
 ) -> tuple[TensorDataset, TensorDataset]:
     """Train and test sets of (pixels in [0, 1] as 64 floats, label); a seeded stratified split."""
-    _check_fraction("test_fraction", test_fraction)
+    test_fraction = fraction()("digits test_fraction", test_fraction)
     pixels, labels = _digits()
     train, test = _stratified_split(pixels, labels, test_fraction, seed)
     return _as_dataset(*train), _as_dataset(*test)
@@ -28,8 +30,9 @@ def load_digits_images(
     """Train, validation and test sets of (image [1, 8, 8] with pixels in [0, 1], then
     optionally normalised by `normalize` = (mean, std), label), split at random by `seed`, each
     class in the same proportion in every split; the fractions are of all 1797 images."""
-    _check_fraction("val_fraction", val_fraction)
-    _check_fraction("test_fraction", test_fraction)
+    val_fraction = fraction()("digits val_fraction", val_fraction)
+    test_fraction = fraction()("digits test_fraction", test_fraction)
+    normalize = check_mean_std(normalize, "digits normalize")
     if val_fraction + test_fraction >= 1.0:
         raise ValueError(
             f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}"
@@ -41,11 +44,6 @@ def load_digits_images(
     rest, test = _stratified_split(pixels, labels, test_fraction, seed)
     train, val = _stratified_split(*rest, val_fraction / (1.0 - test_fraction), seed)
     return _as_images(*train), _as_images(*val), _as_images(*test)
-
-
-def _check_fraction(name: str, fraction: float) -> None:
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"{name} must lie in (0, 1), got {fraction}")
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from neurojoule.data.cache import cache_dir
 from neurojoule.data.idx import read_idx
+from neurojoule.data.options import check_mean_std
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_MEAN_STD = (0.2860, 0.3530)  # of the 60000 training pixels scaled to [0, 1]
@@ -68,6 +69,8 @@ def load_fashion_mnist(
     """(images uint8 [N, 28, 28], labels int64 [N]) of `split`, headers and sizes checked."""
     images_path, labels_path = find_fashion_mnist(split, root)
     images = read_idx(images_path, (None, SIDE, SIDE))
+    if len(images) == 0:
+        raise ValueError(f"{images_path}: expected at least one image, got none")
     labels = read_idx(labels_path, (None,)).astype(np.int64)
     if len(images) != len(labels):
         raise ValueError(
@@ -102,9 +105,9 @@ class FashionMNISTDataset(Dataset):
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.normalize = check_mean_std(normalize, "FashionMNISTDataset normalize")
         images, labels = load_fashion_mnist(split, root)
         self.mode = mode
-        self.normalize = normalize
         self._pixels = torch.from_numpy(images.reshape(len(images), -1))
         self.labels = labels
         self.permutation = pixel_permutation(permutation_seed) if mode == "permuted" else None

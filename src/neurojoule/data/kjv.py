@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from neurojoule.data.corpus import EOS, Corpus, Vocabulary
+from neurojoule.data.options import fraction
 from neurojoule.data.tokens import BYTE_VOCAB_SIZE
 
 PROGRAM = "bible"
@@ -101,8 +102,11 @@ def _check_options(level: str, split: str, val_fraction: float, test_fraction: f
         raise ValueError(f"KJV level must be one of {LEVELS}, got {level!r}")
     if split not in SPLITS:
         raise ValueError(f"KJV split must be one of {SPLITS}, got {split!r}")
-    held_out = (val_fraction, test_fraction)
-    if not all(0 < f < 1 for f in held_out) or sum(held_out) >= 1:
+    held_out = (
+        fraction()("KJV val_fraction", val_fraction),
+        fraction()("KJV test_fraction", test_fraction),
+    )
+    if sum(held_out) >= 1:
         raise ValueError(
             "KJV val_fraction and test_fraction must lie in (0, 1) and leave some training "
             f"text, got {val_fraction} and {test_fraction}"

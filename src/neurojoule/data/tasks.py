@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -20,7 +21,21 @@ from neurojoule.data.corpus import Corpus, TokenWindows
 from neurojoule.data.digits import load_digits_images
 from neurojoule.data.fashion_mnist import FashionMNISTDataset
 from neurojoule.data.imdb import IMDBDataset
+from neurojoule.data.kjv import LEVELS as KJV_LEVELS
+from neurojoule.data.kjv import SPLITS as KJV_SPLITS
 from neurojoule.data.kjv import kjv_corpus
+from neurojoule.data.listops_reader import listops_datasets
+from neurojoule.data.options import (
+    MAX_SEQ_LEN,
+    SEED_MAX,
+    Option,
+    boolean,
+    choice,
+    fraction,
+    integer,
+    mean_std,
+    shown,
+)
 from neurojoule.data.pathfinder import DIFFICULTIES, PathfinderDataset
 from neurojoule.data.splits import fraction_split, held_out_split
 from neurojoule.data.tokens import BYTE_VOCAB_SIZE
@@ -53,7 +68,7 @@ def _listops(root: str | Path | None, seq_len: int | None = None, **spec_fields:
             f"listops seq_len {seq_len} < max_length {spec.max_length}: generated expressions "
             "would be cut and no longer match their labels; raise seq_len or lower max_length"
         )
-    train, val, test = listops_module.listops_datasets(spec, root, max_length=seq_len)
+    train, val, test = listops_datasets(spec, root, max_length=seq_len)
     info = TaskInfo(
         "listops", listops_module.NUM_CLASSES, seq_len, vocab_size=listops_module.VOCAB_SIZE
     )
@@ -137,6 +152,11 @@ def _pathfinder(
     seed: int = 0,
 ) -> Splits:
     """Pathfinder (resolution 128: Path-X); a seeded split, since LRA publishes none."""
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(
+            "pathfinder val_fraction + test_fraction must be below 1 to leave training images, "
+            f"got {val_fraction} + {test_fraction}"
+        )
     everything = PathfinderDataset(root, resolution, difficulty, normalize)
     fractions = [1.0 - val_fraction - test_fraction, val_fraction, test_fraction]
     train, val, test = fraction_split(everything, fractions, seed)
@@ -262,33 +282,112 @@ def classification_task(name: str, root: str | Path | None = None, **options) ->
     TASKS); image tasks set info.image_size.
 
     `root` is the folder holding the task's published files (None: the task's default place,
-    the cache folder for most); `options` are the task's keyword arguments. The validation
-    split is the published one where there is one, else a seeded `val_fraction` of train.
+    the cache folder for most); `options` are the task's keyword arguments, checked as
+    `check_task_options` does. The validation split is the published one where there is one,
+    else a seeded `val_fraction` of train. A split that ends up empty is a ValueError.
     """
-    if name not in TASKS:
-        raise ValueError(f"unknown sequence task {name!r}; expected one of {list(TASKS)}")
-    _check_options(name, options, _option_names(name))
-    return TASKS[name](root, **options)
+    if not isinstance(name, str) or name not in TASKS:
+        raise ValueError(f"unknown sequence task {shown(name)}; expected one of {list(TASKS)}")
+    options = check_task_options(name, options)
+    return _nonempty(name, TASKS[name](_root(root), **options), options)
 
 
-def _check_options(name: str, options: dict, allowed: list[str]) -> None:
-    unknown = set(options).difference(allowed)
+def check_task_options(name: str, options: object) -> dict:
+    """`options` of the task `name` (classification or language modelling) checked: a mapping
+    of known option names to values of the right type and range (YAML configs and --set give
+    them), returned with values normalised (e.g. normalize as tuples). Anything else is a
+    one-line ValueError naming the option, the expected type and what came."""
+    builders = {**TASKS, **LM_TASKS}
+    if not isinstance(name, str) or name not in builders:
+        raise ValueError(f"unknown task {shown(name)}; expected one of {list(builders)}")
+    if options is None:
+        options = {}
+    if not isinstance(options, Mapping):
+        raise ValueError(
+            f"task {name!r} options must be a mapping of option names to values, "
+            f"got {shown(options)}"
+        )
+    allowed = _option_names(name)
+    unknown = [key for key in options if not isinstance(key, str) or key not in allowed]
     if unknown:
-        raise ValueError(f"task {name!r} has no options {sorted(unknown)}; expected {allowed}")
+        listed = sorted(map(str, unknown))
+        raise ValueError(f"task {name!r} has no options {listed}; expected {allowed}")
+    kinds = {**_OPTION_KINDS, **_TASK_OPTION_KINDS.get(name, {})}
+    return {key: kinds[key](f"task {name!r} option {key}", value) for key, value in options.items()}
+
+
+def _root(root: object) -> str | Path | None:
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise ValueError(f"a task's root must be a folder path or null, got {shown(root)}")
+    return root
+
+
+def _nonempty(name: str, splits: Splits, options: dict) -> Splits:
+    for split, dataset in zip(("train", "val", "test"), splits[:3], strict=True):
+        if len(dataset) == 0:
+            raise ValueError(
+                f"task {name!r}: the {split} split is empty (options {shown(options, 120)}); "
+                "expected at least one example in each split"
+            )
+    return splits
 
 
 def _option_names(name: str) -> list[str]:
     if name == "listops":
         fields = [field.name for field in dataclasses.fields(listops_module.ListOpsSpec)]
         return ["seq_len", *fields]
-    return _parameters(TASKS[name])
+    return _parameters(TASKS[name] if name in TASKS else LM_TASKS[name])
 
 
 def _parameters(build: Callable) -> list[str]:
     return [p for p in inspect.signature(build).parameters if p != "root"]
 
 
+def _split_size() -> Option:
+    size = integer(1)
+    return Option(f"{size.expected} (0 leaves the split empty)", size.convert)
+
+
+# what each option takes, by name (the same name means the same thing in every task) ...
+_OPTION_KINDS: dict[str, Option] = {
+    "seq_len": integer(1, MAX_SEQ_LEN),
+    "val_fraction": fraction(),
+    "test_fraction": fraction(),
+    "seed": integer(0, SEED_MAX),
+    "permutation_seed": integer(0, SEED_MAX),
+    "normalize": mean_std(),
+    "augment": boolean(),
+    "flip": boolean(),
+    "lowercase": boolean(),
+    "difficulty": choice(DIFFICULTIES),
+    "resolution": choice((32, 64, 128, 256)),
+    "level": choice(KJV_LEVELS),
+    "split": choice(KJV_SPLITS),
+    "n_train": _split_size(),
+    "n_val": _split_size(),
+    "n_test": _split_size(),
+    "min_length": integer(0),
+    "max_length": integer(2),
+    "max_depth": integer(1),
+    "max_args": integer(2),
+}
+# ... and where a task differs
+_TASK_OPTION_KINDS: dict[str, dict[str, Option]] = {
+    "listops": {"seq_len": integer(1, MAX_SEQ_LEN, none=True)},
+    "fashion-mnist": {"crop_padding": integer(0, 28)},
+    "cifar10": {"crop_padding": integer(0, 32), "normalize": mean_std(3)},
+    "cifar100": {"crop_padding": integer(0, 32), "normalize": mean_std(3)},
+    "digits": {"crop_padding": integer(0, 8)},
+}
+
+
 def _lm_splits(name: str, corpus: Corpus, seq_len: int) -> Splits:
+    for split in ("train", "val", "test"):
+        if len(corpus.splits[split]) < 2:
+            raise ValueError(
+                f"task {name!r}: the {split} split holds {len(corpus.splits[split])} token ids; "
+                "expected at least 2 (an input and its target)"
+            )
     windows = [TokenWindows(corpus.splits[split], seq_len) for split in ("train", "val", "test")]
     info = TaskInfo(name, corpus.vocab_size, seq_len, vocab_size=corpus.vocab_size)
     return *windows, info
@@ -322,13 +421,12 @@ LM_TASKS: dict[str, Callable[..., Splits]] = {"wikitext-103": _wikitext_103, "kj
 
 def lm_task(name: str, root: str | Path | None = None, **options) -> Splits:
     """(train, val, test, info) of a language-modelling task by name (see LM_TASKS)."""
-    if name not in LM_TASKS:
+    if not isinstance(name, str) or name not in LM_TASKS:
         raise ValueError(
-            f"unknown language-modelling task {name!r}; expected one of {list(LM_TASKS)}"
+            f"unknown language-modelling task {shown(name)}; expected one of {list(LM_TASKS)}"
         )
-    _check_options(name, options, _parameters(LM_TASKS[name]))
-    return LM_TASKS[name](root, **options)
+    return LM_TASKS[name](_root(root), **check_task_options(name, options))
 
 
 def is_lm_task(name: str) -> bool:
-    return name in LM_TASKS
+    return isinstance(name, str) and name in LM_TASKS
