@@ -142,7 +142,7 @@ def test_sdn_agreement_on_the_currents_a_trained_model_receives(tmp_path, cache,
     save_sdn(SurrogateDynamicNetwork(0.5), wrong_tau)
     for extra, message in (
         (["--tau", "0.125"], "--tau does not go with --checkpoint"),
-        (["--path", str(wrong_tau)], "not tau=0.125"),
+        (["--path", str(wrong_tau)], "holds an SDN for decay 0.5, not 0.125"),
     ):
         assert main(["sdn", "eval", "--checkpoint", checkpoint, *extra]) == 2
         assert message in capsys.readouterr().err

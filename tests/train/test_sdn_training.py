@@ -62,4 +62,4 @@ def test_evaluation_rejects_too_few_sequences_and_a_file_of_another_tau(tmp_path
     out = tmp_path / "sdn.json"
     save_sdn(SurrogateDynamicNetwork(0.25), out)
     assert main(["sdn", "eval", "--tau", "0.5", "--path", str(out)]) == 2
-    assert "not tau=0.5" in capsys.readouterr().err
+    assert "holds an SDN for decay 0.25, not 0.5" in capsys.readouterr().err

@@ -201,6 +201,6 @@ def load_sdn(decay: float | None = None, path: str | Path | None = None) -> Surr
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"{path} is not a neurojoule SDN file: {error}") from None
     if decay is not None and abs(net.decay - decay) > 1e-12:
-        raise ValueError(f"{path} holds an SDN for decay {net.decay:g}, not tau={decay:g}")
+        raise ValueError(f"{path} holds an SDN for decay {net.decay:g}, not {decay:g}")
     net.metrics = payload.get("metrics", {})
     return net.eval()
