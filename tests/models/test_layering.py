@@ -9,7 +9,7 @@ import neurojoule
 
 ROOT = Path(neurojoule.__file__).parent
 PACKAGES = ("neuron", "energy", "layers", "models")
-# what each package may import from the project besides itself (DESIGN.md, "Layers")
+# what each package may import from the project besides itself (the layering in the README)
 ALLOWED = {
     "neuron": {"util"},
     "energy": {"util", "neuron"},

@@ -163,7 +163,8 @@ def test_time_axis_is_taken_from_the_argument():
 
 
 def test_threshold_scaling_property():
-    """With v_reset = 0 and zero initial state, LIF(y; vth) == LIF(y / vth; 1) (REFERENCE 1.3)."""
+    """With v_reset = 0 and zero initial state, LIF(y; vth) == LIF(y / vth; 1)
+    (docs/spiking-ssm.md)."""
     y = torch.randn(400, 8, dtype=torch.float64) * 2
     vth = torch.rand(8, dtype=torch.float64) + 0.5
     a, _ = lif(y, LIFParameters(decay=0.125, v_threshold=vth), time_dim=0)

@@ -1,4 +1,4 @@
-"""What an EnergyCounter measured, priced with an energy table (REFERENCE.md section 5).
+"""What an EnergyCounter measured, priced with an energy table (docs/energy.md).
 
 SNN energy = E_MAC x (dense MACs of synaptic layers whose input was not binary)
            + E_AC  x (SOPs of synaptic layers whose input was binary);
