@@ -121,7 +121,7 @@ def test_pickles_that_would_run_code_are_refused(tmp_path, capsys):
         ({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}, r"uint8 \[N, 3072\]"),
         ({"data": np.zeros((2, 3072), np.float32), "labels": [0, 1]}, "got float32"),
         ({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}, "expected 2 labels"),
-        ({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}, "in 0-9, got 0..10"),
+        ({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}, "integers 0-9, got 10"),
     ],
 )
 def test_malformed_batches_raise_value_error(tmp_path, content, message):

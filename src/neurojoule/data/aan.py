@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from neurojoule.data.cache import cache_dir
+from neurojoule.data.options import check_seq_len
 from neurojoule.data.tokens import byte_ids
 
 FILE_NAMES = {split: f"new_aan_pairs.{split}.tsv" for split in ("train", "eval", "test")}
@@ -49,9 +50,11 @@ class AANDataset(Dataset):
     def __init__(
         self, split: str = "train", root: str | Path | None = None, max_length: int = 4000
     ) -> None:
+        self.max_length = check_seq_len(max_length, "AANDataset max_length")
         self.path = find_aan(split, root)
-        self.max_length = max_length
         self._offsets, self.labels = _index(self.path)
+        if len(self.labels) == 0:
+            raise ValueError(f"{self.path}: expected tab-separated document pairs, got none")
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -13,6 +13,8 @@ so a doctored file cannot run code.
 from __future__ import annotations
 
 import dataclasses
+import io
+import numbers
 import pickle
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from neurojoule.data.cache import cache_dir
+from neurojoule.data.options import check_mean_std, clipped, one_line
 
 SIDE = 32
 PIXELS = SIDE * SIDE
@@ -90,12 +93,13 @@ class _ArrayUnpickler(pickle.Unpickler):
 def read_pickle_dict(path: str | Path) -> dict[str, Any]:
     """A CIFAR-style pickled dict, keys as str (the original Python 2 files store bytes)."""
     path = Path(path)
+    raw = path.read_bytes()  # from memory, a length field claiming terabytes reads short
     try:
-        with open(path, "rb") as stream:
-            content = _ArrayUnpickler(stream, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+        content = _ArrayUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    except Exception as error:  # only the allowed constructors run, so any failure is the file's
         raise ValueError(
-            f"{path}: expected a CIFAR python pickle, could not read it ({error})"
+            f"{path}: expected a CIFAR python pickle, could not read it "
+            f"({type(error).__name__}: {one_line(error)})"
         ) from error
     if not isinstance(content, dict):
         raise ValueError(f"{path}: expected a pickled dict, got {type(content).__name__}")
@@ -112,21 +116,47 @@ def read_cifar_batch(
     """(images uint8 [N, 3, 32, 32], labels int64 [N]) of one CIFAR pickle, checked."""
     batch = read_pickle_dict(path)
     if "data" not in batch or label_key not in batch:
-        raise ValueError(f"{path}: expected keys 'data' and {label_key!r}, got {sorted(batch)}")
-    data = np.asarray(batch["data"])
+        keys = clipped(sorted(map(repr, batch)), 120)
+        raise ValueError(f"{path}: expected keys 'data' and {label_key!r}, got {keys}")
+    data = batch["data"]
+    if not isinstance(data, np.ndarray):
+        raise ValueError(
+            f"{path}: expected 'data' a numpy array uint8 [N, {3 * PIXELS}], "
+            f"got {type(data).__name__}"
+        )
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * PIXELS:
         raise ValueError(
             f"{path}: expected 'data' uint8 [N, {3 * PIXELS}], got {data.dtype} {list(data.shape)}"
         )
-    labels = np.asarray(batch[label_key], dtype=np.int64)
-    if labels.shape != (len(data),):
-        raise ValueError(f"{path}: expected {len(data)} {label_key}, got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"{path}: expected {label_key} in 0-{num_classes - 1}, "
-            f"got {labels.min()}..{labels.max()}"
-        )
+    if len(data) == 0:
+        raise ValueError(f"{path}: expected at least one image in 'data', got none")
+    labels = _labels(path, batch[label_key], label_key, len(data), num_classes)
     return data.reshape(-1, 3, SIDE, SIDE), labels
+
+
+def _labels(path: Path, value: Any, key: str, count: int, num_classes: int) -> np.ndarray:
+    """`count` integer labels in 0..num_classes-1 as int64, from a list, tuple or array."""
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iu":
+        values = value.tolist()
+    elif isinstance(value, (list, tuple)):
+        values = list(value)
+    else:
+        raise ValueError(
+            f"{path}: expected {key!r} a list of {count} integers, got {type(value).__name__}"
+        )
+    if len(values) != count:
+        raise ValueError(f"{path}: expected {count} {key}, one per image, got {len(values)}")
+    wrong = [
+        v
+        for v in values
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or not 0 <= v < num_classes
+    ]
+    if wrong:
+        raise ValueError(
+            f"{path}: expected {key} to be integers 0-{num_classes - 1}, got {clipped(wrong[0])}"
+            f" ({len(wrong)} such)"
+        )
+    return np.array(values, dtype=np.int64)
 
 
 def find_cifar(root: str | Path | None = None, dataset: str = "cifar10") -> Path:
@@ -172,9 +202,13 @@ def cifar_class_names(root: str | Path | None = None, dataset: str = "cifar10") 
     if not path.is_file():
         raise FileNotFoundError(f"expected {path} ({layout.url})")
     meta = read_pickle_dict(path)
-    if layout.names_key not in meta:
-        raise ValueError(f"{path}: expected the key {layout.names_key!r}, got {sorted(meta)}")
-    return [n.decode() if isinstance(n, bytes) else str(n) for n in meta[layout.names_key]]
+    names = meta.get(layout.names_key)
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, (str, bytes)) for n in names):
+        raise ValueError(
+            f"{path}: expected the key {layout.names_key!r} holding a list of names, "
+            f"got {clipped(names)}"
+        )
+    return [n.decode("latin1") if isinstance(n, bytes) else n for n in names]
 
 
 class CIFARDataset(Dataset):
@@ -195,6 +229,8 @@ class CIFARDataset(Dataset):
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        channels = 1 if mode == "gray-sequence" else 3
+        normalize = check_mean_std(normalize, f"CIFARDataset ({mode}) normalize", channels)
         images, labels = load_cifar(split, root, dataset)
         self.mode = mode
         self.num_classes = _layout(dataset).num_classes

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from neurojoule.data.options import one_line
 
 _UNSIGNED_BYTE = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -33,7 +36,7 @@ def read_idx(path: str | Path, shape: tuple[int | None, ...]) -> np.ndarray:
     for dim, wanted in zip(dims, shape, strict=True):
         if wanted is not None and dim != wanted:
             raise ValueError(f"{path}: expected dimensions {shape}, got {dims}")
-    expected_size = header_size + int(np.prod(dims))
+    expected_size = header_size + math.prod(dims)  # exact: numpy's int64 product can wrap
     if len(raw) != expected_size:
         raise ValueError(
             f"{path}: expected {expected_size} bytes for dimensions {dims}, got {len(raw)} "
@@ -50,5 +53,6 @@ def _read_maybe_gzipped(path: Path) -> bytes:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as error:
         raise ValueError(
-            f"{path}: expected a complete gzip-compressed IDX file, the stream is broken ({error})"
+            f"{path}: expected a complete gzip-compressed IDX file, the stream is broken "
+            f"({one_line(error)})"
         ) from error

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from neurojoule.data.cache import cache_dir
+from neurojoule.data.options import check_seq_len
 from neurojoule.data.tokens import byte_ids
 
 SPLITS = ("train", "test")
@@ -42,9 +43,10 @@ def imdb_files(split: str = "train", root: str | Path | None = None) -> list[tup
         (path, label)
         for name, label in LABELS.items()
         for path in sorted((folder / name).glob("*.txt"))
+        if path.is_file()
     ]
     if not files:
-        raise FileNotFoundError(f"no *.txt reviews in {folder}/pos or {folder}/neg")
+        raise ValueError(f"{folder}: expected *.txt reviews in pos/ and neg/, found none")
     return files
 
 
@@ -54,8 +56,8 @@ class IMDBDataset(Dataset):
     def __init__(
         self, split: str = "train", root: str | Path | None = None, max_length: int = 4096
     ) -> None:
+        self.max_length = check_seq_len(max_length, "IMDBDataset max_length")
         self.files = imdb_files(split, root)
-        self.max_length = max_length
 
     def __len__(self) -> int:
         return len(self.files)

@@ -22,6 +22,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from neurojoule.data.cache import cache_dir
+from neurojoule.data.options import check_mean_std, integer, one_line
 
 DIFFICULTIES = ("curv_baseline", "curv_contour_length_9", "curv_contour_length_14")
 SOURCE = "lra_release.gz from https://github.com/google-research/long-range-arena"
@@ -62,8 +63,17 @@ def _numeric_then_name(path: Path) -> tuple[int, str]:
 
 
 def _read_metadata_file(folder: Path, path: Path) -> list[tuple[Path, int]]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        number = raw.count(b"\n", 0, error.start) + 1
+        raise ValueError(
+            f"{path}:{number}: expected text lines (the release's metadata), got the bytes "
+            f"{raw[error.start : error.end]!r}"
+        ) from None
     examples = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -90,10 +100,12 @@ class PathfinderDataset(Dataset):
         difficulty: str = DIFFICULTIES[-1],
         normalize: tuple[float, float] | None = None,
     ) -> None:
+        self.resolution = integer(1)("PathfinderDataset resolution", resolution)
+        self.normalize = check_mean_std(normalize, "PathfinderDataset normalize")
         self.folder = find_pathfinder(root, resolution, difficulty)
-        self.resolution = resolution
-        self.normalize = normalize
         self.examples = read_pathfinder_metadata(self.folder)
+        if not self.examples:
+            raise ValueError(f"{self.folder / 'metadata'}: expected lines naming images, got none")
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -107,14 +119,25 @@ class PathfinderDataset(Dataset):
         return pixels.reshape(-1, 1), label
 
     def _read_image(self, path: Path) -> np.ndarray:
+        expected = (self.resolution, self.resolution)
+        if not path.is_file():
+            raise ValueError(f"{path}: expected the image that the metadata names, no such file")
         try:
             with Image.open(path) as image:
+                if image.size != expected:  # checked before decoding: a huge claimed size is cheap
+                    raise _WrongSize(f"{path}: expected a {expected} image, got {image.size}")
                 pixels = np.array(image.convert("L"))
-        except FileNotFoundError:
-            raise
-        except OSError as error:  # pillow's UnidentifiedImageError and truncated files
-            raise ValueError(f"{path}: expected a PNG image, could not read it: {error}") from error
-        expected = (self.resolution, self.resolution)
+        except _WrongSize as error:
+            raise ValueError(str(error)) from None
+        except Exception as error:  # pillow raises many kinds on broken files, not only OSError
+            raise ValueError(
+                f"{path}: expected a PNG image, could not read it: "
+                f"{type(error).__name__}: {one_line(error)}"
+            ) from error
         if pixels.shape != expected:
             raise ValueError(f"{path}: expected a {expected} image, got {pixels.shape}")
         return pixels
+
+
+class _WrongSize(Exception):
+    pass

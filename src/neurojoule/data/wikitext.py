@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from neurojoule.data.cache import cache_dir
-from neurojoule.data.corpus import EOS, Corpus, Vocabulary
+from neurojoule.data.corpus import EOS, PAD_TOKEN, Corpus, Vocabulary
 from neurojoule.util.files import atomic_write_text, atomic_writer
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 FOLDER = "wikitext-103"
@@ -43,23 +46,54 @@ def find_wikitext103(root: str | Path | None = None) -> Path:
 
 def line_tokens(path: Path) -> Iterator[str]:
     """The tokens of a release file, <eos> after every line."""
+    number = 0
     with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            yield from line.split()
-            yield EOS
+        try:
+            for number, line in enumerate(lines, start=1):
+                words = line.split()
+                if PAD_TOKEN in words:
+                    raise ValueError(
+                        f"{path}:{number}: the token {PAD_TOKEN!r} is reserved for padding; "
+                        "expected WikiText's tokens"
+                    )
+                yield from words
+                yield EOS
+        except UnicodeDecodeError as error:
+            bad = error.object[error.start : error.end]
+            raise ValueError(
+                f"{path}: expected UTF-8 text, got the bytes {bad!r} after line {number}"
+            ) from None
 
 
 def wikitext103(root: str | Path | None = None) -> Corpus:
     """The three splits as int32 ids ("valid" is the corpus's "val"), encoded once, cached."""
     folder = find_wikitext103(root)
     cached = cache_dir() / FOLDER / _cache_key(folder)
-    if not (cached / "vocab.json").is_file():
-        _encode_into(folder, cached)
-    vocabulary = Vocabulary(json.loads((cached / "vocab.json").read_text())[1:])
-    ids = {
-        name: np.load(cached / f"{split}.npy", mmap_mode="r")
-        for name, split in zip(("train", "val", "test"), SPLITS, strict=True)
-    }
+    if (cached / "vocab.json").is_file():
+        corpus = _read_cache(cached)
+        if corpus is not None:
+            return corpus
+        log.warning("the WikiText-103 cache %s is broken; encoding the files again", cached)
+    _encode_into(folder, cached)
+    corpus = _read_cache(cached)
+    if corpus is None:
+        raise ValueError(f"{cached}: the WikiText-103 cache just written cannot be read back")
+    return corpus
+
+
+def _read_cache(cached: Path) -> Corpus | None:
+    """The cached corpus, or None when a file of it is unreadable or of the wrong kind."""
+    try:
+        tokens = json.loads((cached / "vocab.json").read_text(encoding="utf-8"))
+        vocabulary = Vocabulary(tokens[1:])
+        ids = {
+            name: np.load(cached / f"{split}.npy", mmap_mode="r")
+            for name, split in zip(("train", "val", "test"), SPLITS, strict=True)
+        }
+    except (OSError, ValueError, TypeError, IndexError, EOFError):
+        return None
+    if any(stream.dtype != np.int32 or stream.ndim != 1 for stream in ids.values()):
+        return None
     return Corpus(ids, len(vocabulary), vocabulary)
 
 
