@@ -89,3 +89,21 @@ def test_vocabulary_without_unk_rejects_unknown_tokens():
     assert vocabulary.encode(["b", "a"]).tolist() == [2, 1]
     with pytest.raises(ValueError, match="'c' is not in the vocabulary"):
         vocabulary.encode(["c"])
+
+
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [("vocab.json", b'["<pad>", '), ("valid.npy", b"\x93NUMPY"), ("test.npy", b"")],
+)
+def test_a_broken_cache_entry_is_encoded_again(tmp_path, cache, name, damage):
+    folder = write_wikitext(tmp_path)
+    first = wikitext103(folder)
+    tokens = first.vocabulary.tokens
+    ids = {split: np.array(stream) for split, stream in first.splits.items()}  # off the maps
+    del first
+    (damaged,) = cache.rglob(name)
+    damaged.write_bytes(damage)
+    again = wikitext103(folder)
+    assert again.vocabulary.tokens == tokens
+    for split, stream in ids.items():
+        assert np.array_equal(again.splits[split], stream)
