@@ -321,14 +321,6 @@ def test_non_utf8_bytes_name_the_line(tmp_path):
         ListOpsDataset(path)
 
 
-def test_readers_still_import_from_the_generator_module():
-    from neurojoule.data.listops import ListOpsDataset as old_path
-
-    assert old_path is ListOpsDataset
-    with pytest.raises(AttributeError):
-        listops.no_such_name  # noqa: B018
-
-
 def test_missing_release_files_say_where_to_get_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="basic_train.tsv.*long-range-arena"):
         listops_datasets(root=tmp_path)

@@ -298,21 +298,3 @@ def listops_files(
     paths = write_listops(folder, spec)
     atomic_write_text(marker, expected)
     return paths
-
-
-_MOVED = (
-    "ListOpsDataset",
-    "encode_listops_file",
-    "find_listops_release",
-    "listops_datasets",
-    "read_listops_tsv",
-)
-
-
-def __getattr__(name: str):
-    # the readers moved to listops_reader; their old import path keeps working
-    if name in _MOVED:
-        from neurojoule.data import listops_reader
-
-        return getattr(listops_reader, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
