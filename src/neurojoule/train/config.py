@@ -1,19 +1,44 @@
-"""Training configuration: one dataclass, YAML files by name, dotted overrides from the CLI."""
+"""Training configuration: one dataclass, YAML files by name, dotted overrides from the CLI.
+
+Every field is checked against its annotation when a config is made (from a YAML file, from
+`--set key=value`, from a checkpoint or in code): an int field takes integers only (not
+booleans, not floats), a float field any finite real number, a str field a string, a dict
+field a mapping of names to plain YAML data. Anything else is a ValueError in one line that
+names the field, what it expects and what came.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import numbers
+import os
+import reprlib
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
-LIF_MODES = ("auto", "bptt", "sltt", "sdn")
+from neurojoule.neuron import LIF_MODES as NEURON_LIF_MODES
+
+# a training mode of the spiking layers; "auto" measures which is fastest on the device
+LIF_MODES = ("auto", *NEURON_LIF_MODES)
+EVAL_LIF_MODES = NEURON_LIF_MODES  # evaluation runs one mode, named
 # "ce": cross-entropy of the logits; "tet": the mean over time steps of each step's
 # cross-entropy (temporal efficient training, Deng et al., ICLR 2022), for models with
 # per-step outputs (`step_logits`); inference is the same either way
 LOSSES = ("ce", "tet")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")  # Lightning's names
+SEED_MAX = 2**32 - 1  # numpy and Lightning take seeds in [0, 2**32)
+INT_MAX = 2**63 - 1  # what torch and Lightning count in
+# a task trains with the config of its own name, unless it is named here
+TASK_CONFIGS = {"kjv": "kjv-cpu"}
+# model_options and task_options hold plain YAML data, at most this much of it
+_OPTION_NODES, _OPTION_DEPTH = 10_000, 32
 
 
 @dataclass
@@ -24,6 +49,20 @@ class OptimConfig:
     epochs: int = 10
     warmup_fraction: float = 0.1  # of all steps, linear warm-up before the cosine decay
     max_steps: int | None = None  # stop early (CPU smoke runs); None: epochs decide
+
+    def __post_init__(self):
+        _check_types(self, "optim.")
+        if not self.lr > 0:
+            raise ValueError(f"optim.lr must be positive, got {self.lr}")
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"optim.{name} must be positive, got {getattr(self, name)}")
+        if self.weight_decay < 0 or not 0 <= self.warmup_fraction < 1:
+            raise ValueError(
+                "optim.weight_decay must be >= 0 and optim.warmup_fraction in [0, 1), got "
+                f"{self.weight_decay} and {self.warmup_fraction}"
+            )
+        _check_positive_or_none("optim.max_steps", self.max_steps)
 
 
 @dataclass
@@ -53,49 +92,172 @@ class TrainConfig:
     checkpoint_every_n_steps: int = 50
 
     def __post_init__(self):
-        if isinstance(self.optim, dict):
+        if isinstance(self.optim, Mapping):
             self.optim = _from_dict(OptimConfig, self.optim, "optim")
-        if self.lif_mode not in LIF_MODES:
-            raise ValueError(f"lif_mode must be one of {LIF_MODES}, got {self.lif_mode!r}")
-        if self.eval_lif_mode not in LIF_MODES[1:]:
-            raise ValueError(
-                f"eval_lif_mode must be one of {LIF_MODES[1:]}, got {self.eval_lif_mode!r}"
-            )
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        _check_types(self, "")
+        for name, choices in (
+            ("lif_mode", LIF_MODES),
+            ("eval_lif_mode", EVAL_LIF_MODES),
+            ("loss", LOSSES),
+            ("accelerator", ACCELERATORS),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"{name} must be one of {list(choices)}, got {_shown(getattr(self, name))}"
+                )
         if self.spike_rate_penalty < 0:
             raise ValueError(f"spike_rate_penalty must be >= 0, got {self.spike_rate_penalty}")
         if not 0 <= self.spike_rate_target < 1:
             raise ValueError(f"spike_rate_target must be in [0, 1), got {self.spike_rate_target}")
-        for name in ("lr", "batch_size", "epochs"):
-            if not getattr(self.optim, name) > 0:
-                raise ValueError(f"optim.{name} must be positive, got {getattr(self.optim, name)}")
-        if self.optim.weight_decay < 0 or not 0 <= self.optim.warmup_fraction < 1:
-            raise ValueError(
-                "optim.weight_decay must be >= 0 and optim.warmup_fraction in [0, 1), got "
-                f"{self.optim.weight_decay} and {self.optim.warmup_fraction}"
-            )
-        for name, value in (
-            ("optim.max_steps", self.optim.max_steps),
-            ("checkpoint_every_n_steps", self.checkpoint_every_n_steps),
-            ("limit_train_samples", self.limit_train_samples),
-            ("limit_eval_samples", self.limit_eval_samples),
-        ):
-            if value is not None and not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name} must be a positive integer or null, got {value!r}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ValueError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
+        for name in ("checkpoint_every_n_steps", "limit_train_samples", "limit_eval_samples"):
+            _check_positive_or_none(name, getattr(self, name))
+        _check_known_task(self.task)
+        _check_known_model(self.model)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def _from_dict(cls, values: dict, where: str):
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values).difference(known)
+# ---- checks of field values --------------------------------------------------------------
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 60
+_repr.maxlist = _repr.maxdict = _repr.maxtuple = _repr.maxset = 4
+_repr.maxlevel = 3
+
+
+def _shown(value: object) -> str:
+    """`value` on one line, cut short (also when it is huge or deeply nested), with its type."""
+    return f"{' '.join(_repr.repr(value).split())} ({type(value).__name__})"
+
+
+def _check_types(config: object, prefix: str) -> None:
+    """Each field of the dataclass `config` checked against its annotation and normalised
+    (floats as float, mappings as dict, a path as str)."""
+    hints = _type_hints(type(config))
+    for item in dataclasses.fields(config):
+        name = prefix + item.name
+        value = getattr(config, item.name)
+        setattr(config, item.name, _checked(name, hints[item.name], value))
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, object]:
+    return typing.get_type_hints(cls)
+
+
+def _checked(name: str, hint: object, value: object) -> object:
+    arguments = typing.get_args(hint)
+    if type(None) in arguments:  # "X | None"
+        if value is None:
+            return None
+        (hint,) = (kind for kind in arguments if kind is not type(None))
+        expected = f"{_EXPECTED[hint]} or null"
+    else:
+        expected = _EXPECTED.get(hint, "")
+    if hint is int:
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            if abs(int(value)) <= INT_MAX:
+                return int(value)
+            expected = "an integer of at most 2**63 - 1"
+    elif hint is float:
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if math.isfinite(number):
+                return number
+            expected = "a finite number"
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+        if name == "task_root" and isinstance(value, os.PathLike):
+            return os.fspath(value)
+    elif hint is dict:
+        if isinstance(value, Mapping):
+            _check_plain(name, value)
+            return dict(value)
+    elif hint is OptimConfig:
+        if isinstance(value, OptimConfig):
+            return value
+        expected = "a section (a mapping of optim settings)"
+    else:  # a field of a type this module does not check yet
+        raise TypeError(f"{name}: no check for fields of type {hint}")
+    raise ValueError(f"{name} must be {expected}, got {_shown(value)}")
+
+
+_EXPECTED = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    dict: "a mapping of names to values",
+}
+
+
+def _check_plain(name: str, options: Mapping) -> None:
+    """`options` hold what YAML writes (mappings with string keys, lists, strings, finite
+    numbers, booleans, null), and not too much of it."""
+    budget = [_OPTION_NODES]
+
+    def visit(value: object, where: str, depth: int) -> None:
+        budget[0] -= 1
+        if budget[0] < 0 or depth > _OPTION_DEPTH:
+            raise ValueError(
+                f"{name} is too large or too deeply nested (more than {_OPTION_NODES} values "
+                f"or {_OPTION_DEPTH} levels)"
+            )
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"{where} must have string keys, got {_shown(key)}")
+                visit(item, f"{where}.{key}", depth + 1)
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                visit(item, f"{where}[{index}]", depth + 1)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{where} must be a finite number, got {value}")
+        elif not (value is None or isinstance(value, (str, bool, int, float))):
+            raise ValueError(
+                f"{where} must be a string, number, boolean, list, mapping or null, "
+                f"got {_shown(value)}"
+            )
+
+    visit(options, name, 0)
+
+
+def _check_positive_or_none(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{name} must be a positive integer or null, got {value!r}")
+
+
+def _check_known_task(task: str) -> None:
+    from neurojoule.data.tasks import LM_TASKS, TASKS
+
+    if task not in TASKS and task not in LM_TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {[*TASKS, *LM_TASKS]}")
+
+
+def _check_known_model(model: str) -> None:
+    from neurojoule.models import model_entry
+
+    model_entry(model)  # a ValueError naming the known models
+
+
+def _from_dict(cls, values: object, where: str):
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{where} must be a mapping of settings, got {_shown(values)}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = [key for key in values if key not in known]
     if unknown:
-        raise ValueError(
-            f"unknown {where} keys {sorted(unknown)}; expected some of {sorted(known)}"
-        )
+        listed = sorted(_repr.repr(key) if not isinstance(key, str) else key for key in unknown)
+        raise ValueError(f"unknown {where} keys {listed}; expected some of {sorted(known)}")
     return cls(**values)
+
+
+# ---- configs by name ---------------------------------------------------------------------
 
 
 def config_names() -> list[str]:
@@ -106,18 +268,105 @@ def _config_dir() -> Path:
     return Path(str(resources.files("neurojoule") / "configs"))
 
 
-def load_config(name_or_path: str, overrides: list[str] | None = None, **fields) -> TrainConfig:
-    """A config by name (see config_names()) or YAML path, then `fields`, then "a.b=value"
-    overrides (values parsed as YAML, so numbers, booleans and lists work)."""
+def default_config(task: str) -> str:
+    """The name of the config `neurojoule train` uses for `task` when none is given."""
+    _check_known_task(task)
+    name = TASK_CONFIGS.get(task, task)
+    if name not in config_names():
+        raise ValueError(f"task {task!r} has no default config; give one of {config_names()}")
+    return name
+
+
+def describe_configs() -> list[dict]:
+    """Each shipped config: its name, the task and model it was written for (model None where
+    it leaves the model to the command line) and its first comment line."""
+    rows = []
+    for name in config_names():
+        path = _config_dir() / f"{name}.yaml"
+        values = read_config_file(path)
+        comments = [
+            line.lstrip("#").strip()
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.startswith("#")
+        ]
+        rows.append(
+            {
+                "name": name,
+                "task": values.get("task", TrainConfig.task),
+                "model": values.get("model"),
+                "description": comments[0] if comments else "",
+            }
+        )
+    return rows
+
+
+def format_config_table(rows: list[dict]) -> str:
+    """The table `neurojoule configs` prints: a header row, then one row per config."""
+    header = {"name": "config", "task": "task", "model": "model", "description": "description"}
+    table = [header, *({**row, "model": row["model"] or "-"} for row in rows)]
+    widths = {key: max(len(str(row[key])) for row in table) for key in ("name", "task", "model")}
+    return "\n".join(
+        f"{row['name']:<{widths['name']}}  {row['task']:<{widths['task']}}  "
+        f"{row['model']:<{widths['model']}}  {row['description']}".rstrip()
+        for row in table
+    )
+
+
+def config_path(name_or_path: str | os.PathLike) -> Path:
+    """A config name (see config_names()) as its shipped file, or a path to a YAML file."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise ValueError(f"expected a config name or path, got {_shown(name_or_path)}")
     path = Path(name_or_path)
     if not path.suffix:
-        path = _config_dir() / f"{name_or_path}.yaml"
-    if not path.is_file():
-        raise ValueError(f"no config {name_or_path!r}: expected a file or one of {config_names()}")
+        path = _config_dir() / f"{path}.yaml"
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        found = path.is_file()
+    except (OSError, ValueError):  # a name too long, or holding a NUL
+        found = False
+    if not found:
+        raise ValueError(
+            f"no config {_repr.repr(str(name_or_path))}: expected a YAML file or one of "
+            f"{config_names()}"
+        )
+    return path
+
+
+def read_config_file(path: str | os.PathLike) -> dict:
+    """The settings of a YAML config file: a mapping holding at least one setting."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise ValueError(f"{path} cannot be read: {error.strerror or error}") from None
+    try:
+        values = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ValueError(f"{path} is not valid YAML: {error}") from None
+        raise ValueError(f"{path} is not valid YAML: {_one_line(error)}") from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be a config") from None
+    if values is None or values == {}:
+        raise ValueError(
+            f"{path} holds no settings; expected a mapping such as 'task: listops' (an empty "
+            "config would train the defaults, which is never what a file means)"
+        )
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a mapping of settings, got {_shown(values)}")
+    return values
+
+
+def written_for(name_or_path: str | os.PathLike) -> str:
+    """The task a config file was written for (the default task where it names none)."""
+    return read_config_file(config_path(name_or_path)).get("task", TrainConfig.task)
+
+
+def load_config(
+    name_or_path: str | os.PathLike, overrides: list[str] | None = None, **fields
+) -> TrainConfig:
+    """A config by name (see config_names()) or YAML path, then `fields`, then "a.b=value"
+    overrides (values parsed as YAML, so numbers, booleans and lists work)."""
+    values = read_config_file(config_path(name_or_path))
     values.update({k: v for k, v in fields.items() if v is not None})
     for item in overrides or []:
         _apply_override(values, item)
@@ -125,13 +374,31 @@ def load_config(name_or_path: str, overrides: list[str] | None = None, **fields)
 
 
 def _apply_override(values: dict, item: str) -> None:
+    if not isinstance(item, str):
+        raise ValueError(f"an override must be a string key=value, got {_shown(item)}")
     key, sep, raw = item.partition("=")
-    if not sep or not key:
-        raise ValueError(f"override {item!r} must look like key=value or section.key=value")
-    *parents, leaf = key.strip().split(".")
+    parts = key.strip().split(".")
+    if not sep or not all(part.strip() for part in parts):
+        raise ValueError(
+            f"override {_repr.repr(item)} must look like key=value or section.key=value"
+        )
+    *parents, leaf = (part.strip() for part in parts)
     target = values
-    for part in parents:
+    for depth, part in enumerate(parents):
         target = target.setdefault(part, {})
         if not isinstance(target, dict):
-            raise ValueError(f"override {item!r}: {part!r} is not a section")
-    target[leaf] = yaml.safe_load(raw)
+            section = ".".join(parents[: depth + 1])
+            raise ValueError(f"override {_repr.repr(item)}: {section} is not a section")
+    try:
+        target[leaf] = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise ValueError(
+            f"override {_repr.repr(item)}: the value is not valid YAML: {_one_line(error)}"
+        ) from None
+    except RecursionError:
+        raise ValueError(f"override {_repr.repr(item)}: the value is nested too deeply") from None
+
+
+def _one_line(error: object, limit: int = 300) -> str:
+    flat = " ".join(str(error).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
