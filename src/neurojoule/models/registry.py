@@ -113,3 +113,30 @@ def merge_config(
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields {unknown}; known fields: {known}")
     return cls(**fields)
+
+
+def describe_models(pattern: str = "*") -> list[dict]:
+    """The models matching `pattern`: name, parameters, input shape and description each."""
+    return [
+        {
+            "name": name,
+            "params": parameter_count(name),
+            "input_shape": list(model_entry(name).input_shape),
+            "description": model_entry(name).description,
+        }
+        for name in list_models(pattern)
+    ]
+
+
+def format_model_table(rows: list[dict]) -> str:
+    """The table `neurojoule models` prints: a header row, then one row per model."""
+    shapes = ["[" + ", ".join(map(str, row["input_shape"])) + "]" for row in rows]
+    width = max([len("model"), *(len(row["name"]) for row in rows)])
+    shape_width = max([len("input"), *map(len, shapes)])
+    lines = [f"{'model':<{width}}  {'params':>9}  {'input':<{shape_width}}  description"]
+    lines += [
+        f"{row['name']:<{width}}  {row['params'] / 1e6:8.2f}M  {shape:<{shape_width}}  "
+        f"{row['description']}"
+        for row, shape in zip(rows, shapes, strict=True)
+    ]
+    return "\n".join(lines)

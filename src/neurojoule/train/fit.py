@@ -43,6 +43,16 @@ class TrainResult:
     lif_mode: dict | None  # lif_mode.json's record; None without spiking SSM layers
 
 
+def format_train_result(config: TrainConfig, result: TrainResult) -> str:
+    """What `neurojoule train` prints: the test metrics of the tested checkpoint, then the run
+    folder."""
+    metrics = ", ".join(f"{name} {value:.4g}" for name, value in result.test_metrics.items())
+    return (
+        f"{config.model} on {config.task}, {result.tested_checkpoint.name}: {metrics}\n"
+        f"run written to {result.run_dir}; evaluate with: neurojoule eval {result.run_dir}"
+    )
+
+
 def train(
     config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True
 ) -> TrainResult:

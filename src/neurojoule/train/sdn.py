@@ -189,3 +189,43 @@ def evaluate_sdn_on_model(
             }
         )
     return {"checkpoint": str(checkpoint), "split": split, "samples": len(data), "layers": layers}
+
+
+def format_sdn_training(metrics: dict, path) -> str:
+    """The line `neurojoule sdn train` prints: the trained SDN's agreement (metrics["eval"],
+    from evaluate_sdn) and where it was written."""
+    result = metrics["eval"]
+    return (
+        f"SDN tau={result['tau']:g}: spike agreement {result['spike_agreement'] * 100:.3f} % "
+        f"on N(0,1), MAE {result['mae']:.2e}; written to {path}"
+    )
+
+
+def format_sdn_evaluation(result: dict) -> str:
+    """The report `neurojoule sdn eval` prints for evaluate_sdn's result: the agreement on
+    N(0,1) inputs, then one row per input distribution."""
+    lines = [
+        f"SDN tau={result['tau']:g} (depth {result['depth']}): spike agreement "
+        f"{result['spike_agreement'] * 100:.3f} % on N(0,1) inputs, MAE {result['mae']:.2e}",
+        f"{'std':>6} {'mean':>6} {'agreement':>10}",
+    ]
+    lines += [
+        f"{row['std']:>6g} {row['mean']:>6g} {row['spike_agreement'] * 100:>9.3f}%"
+        for row in result["by_distribution"]
+    ]
+    return "\n".join(lines)
+
+
+def format_sdn_model_evaluation(result: dict) -> str:
+    """The report `neurojoule sdn eval --checkpoint` prints for evaluate_sdn_on_model's
+    result: the agreement in each spiking layer of the model."""
+    lines = [
+        f"SDN vs exact LIF on the real inputs of {result['checkpoint']} "
+        f"({result['samples']} samples):"
+    ]
+    lines += [
+        f"  {row['layer']}: {row['spike_agreement'] * 100:.3f} % "
+        f"(input mean {row['input_mean']:.2f}, std {row['input_std']:.2f})"
+        for row in result["layers"]
+    ]
+    return "\n".join(lines)
