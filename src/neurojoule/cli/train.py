@@ -1,0 +1,96 @@
+"""neurojoule train MODEL --task TASK: train with Lightning, then test the best checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from neurojoule.cli.parsing import Command, positive_int
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from neurojoule.data.tasks import LM_TASKS, TASKS
+    from neurojoule.train.config import LIF_MODES, TASK_CONFIGS, TrainConfig
+
+    parser.add_argument(
+        "model",
+        help="a name from `neurojoule models`: spiking-ssm or s4d (sequence tasks), "
+        "spiking-ssm-lm or s4d-lm (language modelling), spiking-mlp or spikformer (images)",
+    )
+    parser.add_argument(
+        "--task",
+        "--dataset",
+        required=True,
+        choices=[*TASKS, *LM_TASKS],
+        metavar="TASK",
+        help=f"classification: {', '.join(TASKS)}; language modelling: {', '.join(LM_TASKS)}",
+    )
+    mapped = "; ".join(f"{task}: {name}" for task, name in TASK_CONFIGS.items())
+    parser.add_argument(
+        "--config",
+        help="a config name (see `neurojoule configs`) or a YAML file (default: the config "
+        f"named like the task; {mapped})",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set model_options.d_model=128 (repeatable; "
+        "default: none)",
+    )
+    parser.add_argument("--out", help="run folder (default runs/MODEL-CONFIG-seedN)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt"
+    )
+    parser.add_argument(
+        "--epochs", type=positive_int, help="override optim.epochs (default: the config's)"
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=positive_int,
+        help="stop after this many steps (default: the config's optim.max_steps)",
+    )
+    parser.add_argument(
+        "--lif-mode",
+        choices=LIF_MODES,
+        help="training mode of the spiking layers (default: the config's lif_mode, "
+        f"{TrainConfig.lif_mode} unless it sets one; auto: the fastest, measured)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars (the result is still printed)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import neurojoule.train as training
+    from neurojoule.data import is_lm_task
+    from neurojoule.train.config import default_config, load_config, written_for
+    from neurojoule.train.fit import format_train_result
+
+    name = args.config or default_config(args.task)
+    overrides = list(args.set or [])
+    if args.epochs:
+        overrides.append(f"optim.epochs={args.epochs}")
+    if args.max_steps:
+        overrides.append(f"optim.max_steps={args.max_steps}")
+    config = load_config(
+        name, overrides, model=args.model, task=args.task, seed=args.seed, lif_mode=args.lif_mode
+    )
+    intended = written_for(name)
+    if intended != config.task:
+        print(
+            f"note: config {name} was written for task {intended}; training {config.task} "
+            "with its settings",
+            file=sys.stderr,
+        )
+    out = args.out or f"runs/{args.model}-{Path(name).stem}-seed{args.seed}"
+    fit = training.train_lm if is_lm_task(config.task) else training.train
+    result = fit(config, out, resume=args.resume, progress=not args.quiet)
+    print(format_train_result(config, result))
+    return 0
+
+
+COMMAND = Command(
+    "train", "train a model on a task (Lightning)", run=run, add_arguments=add_arguments
+)
