@@ -11,7 +11,8 @@ of the package never breaks them.
 
 from __future__ import annotations
 
-import pickle
+import dataclasses
+import typing
 import zipfile
 from pathlib import Path
 
@@ -63,21 +64,12 @@ def read_checkpoint(path: str | Path) -> dict:
     """The raw checkpoint dict, loaded with weights_only=True; a file that is not a training
     checkpoint is a ValueError."""
     path = resolve_checkpoint(path)
+    _check_stored_checksums(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        RuntimeError,
-        KeyError,
-        TypeError,
-        AttributeError,
-        EOFError,
-        ValueError,
-        OSError,
-        IndexError,
-        UnicodeDecodeError,
-        zipfile.BadZipFile,
-        pickle.UnpicklingError,
-    ) as error:
+    # weights_only runs no code from the file, so whatever fails is the file's fault; broken
+    # bytes raise many kinds (struct.error, OverflowError, BadZipFile, UnpicklingError, ...)
+    except Exception as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise ValueError(
             f"{path} is not a neurojoule training checkpoint "
@@ -106,15 +98,77 @@ def upgrade_config(values: dict) -> dict:
     return {**values, "model_options": options} if options is not None else values
 
 
+def _check_shapes(state: dict, config: TrainConfig, info: TaskInfo, path: Path) -> None:
+    """The weights fit the model the config builds, checked on a model without storage (on
+    the meta device) so that a config of absurd sizes allocates nothing."""
+    with torch.device("meta"):
+        expected = build_model_for_task(config, info).state_dict()
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{path}: weight {name} is a {type(value).__name__}, not a tensor")
+        if name in expected and tuple(value.shape) != tuple(expected[name].shape):
+            raise ValueError(
+                f"{path}: weights do not fit the model its config builds: {name} has shape "
+                f"{list(value.shape)}, the model {list(expected[name].shape)}"
+            )
+
+
+def _check_task_info(info: TaskInfo, config: TrainConfig, path: Path) -> None:
+    """The task_info of a checkpoint: of its config's task, each field of its annotated type
+    (sizes positive integers), as the model builders expect them."""
+    hints = typing.get_type_hints(TaskInfo)
+    for item in dataclasses.fields(TaskInfo):
+        value, kinds = getattr(info, item.name), typing.get_args(hints[item.name])
+        if value is None and type(None) in kinds:
+            continue
+        kind = next((k for k in kinds if k is not type(None)), hints[item.name])
+        fits = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+        if not fits or (kind is int and value < 1):
+            raise ValueError(
+                f"{path} is not a neurojoule training checkpoint: task_info {item.name} must be "
+                f"{'a positive integer' if kind is int else kind.__name__}"
+                f"{' or null' if type(None) in kinds else ''}, got {type(value).__name__}"
+            )
+    if info.name != config.task:
+        raise ValueError(
+            f"{path} is not a neurojoule training checkpoint: its task_info is of task "
+            f"{info.name!r}, its config of {config.task!r}"
+        )
+
+
+def _check_stored_checksums(path: Path) -> None:
+    """torch.load does not check the CRC-32 that a checkpoint's zip stores for each member, so a
+    damaged weight file would load as other numbers: check them here."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except zipfile.BadZipFile:
+        return  # not a zip (or not readable as one): torch.load says what it is not
+    except Exception as error:
+        raise ValueError(
+            f"{path} is not a neurojoule training checkpoint (a damaged zip: "
+            f"{type(error).__name__}: {' '.join(str(error).split())[:200]})"
+        ) from None
+    if damaged is not None:
+        raise ValueError(
+            f"{path} is damaged: the stored bytes of {damaged} do not match their checksum"
+        )
+
+
 def describe_checkpoint(path: str | Path) -> str:
     """Which checkpoint this is, for reports: its file name, epoch and step."""
     path = resolve_checkpoint(path)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     kind = "latest" if path.name == LAST else "best"
+    epoch, step = (checkpoint.get(key, 0) for key in ("epoch", "global_step"))
     return (
-        f"{path.name} ({kind}: epoch {checkpoint.get('epoch', 0) + 1}, "
-        f"step {checkpoint.get('global_step', 0)})"
+        f"{path.name} ({kind}: epoch {epoch + 1 if _is_count(epoch) else '?'}, "
+        f"step {step if _is_count(step) else '?'})"
     )
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def load_checkpoint(path: str | Path) -> tuple[TrainConfig, TaskInfo, torch.nn.Module]:
@@ -127,6 +181,7 @@ def load_checkpoint(path: str | Path) -> tuple[TrainConfig, TaskInfo, torch.nn.M
         info = TaskInfo(**hparams["task_info"])
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a neurojoule training checkpoint: {error}") from None
+    _check_task_info(info, config, path)
     state = {
         key.removeprefix("model."): value
         for key, value in checkpoint["state_dict"].items()
@@ -136,6 +191,7 @@ def load_checkpoint(path: str | Path) -> tuple[TrainConfig, TaskInfo, torch.nn.M
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise ValueError(f"{path}: weight {bad[0]}{more} holds NaN or Inf; expected finite numbers")
+    _check_shapes(state, config, info, path)
     model = build_model_for_task(config, info)
     try:
         model.load_state_dict(state)
