@@ -14,7 +14,7 @@ SDN_KEYS |= {"speedup_sdn_vs_bptt", "speedup_sdn_vs_fastest_exact"}
 def test_the_timed_layers_compute_the_exact_lif_spikes():
     torch.manual_seed(0)
     y = torch.randn(4, 8, 512)
-    _, reference = exact_targets(y.reshape(-1, 512), bench_sdn.TAU)  # the plain loop
+    _, reference = exact_targets(y.reshape(-1, 512), bench_sdn.DECAY)  # the plain loop
     reference = reference.reshape(y.shape)
     for mode, backend in (("bptt", "torch"), ("sltt", "torch"), ("bptt", "auto")):
         assert torch.equal(bench_sdn.exact_layer(mode, backend)(y), reference)

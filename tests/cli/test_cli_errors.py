@@ -164,12 +164,12 @@ def _neurojoule(*argv: str) -> list[str]:
 
 def test_sigint_to_a_running_command_exits_130_in_one_line(cache):
     """A real Ctrl-C (SIGINT) while `sdn train` runs: its progress bar shows it has started."""
-    argv = _neurojoule("sdn", "train", "--tau", "0.5", "--sequences", "2000", "--length", "256")
+    argv = _neurojoule("sdn", "train", "--decay", "0.5", "--sequences", "2000", "--length", "256")
     env = {**os.environ, "NEUROJOULE_CACHE": str(cache)}
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
-        started = process.stderr.read(9)  # tqdm draws its bar once training runs
-        assert started == b"\rSDN tau=", started
+        started = process.stderr.read(11)  # tqdm draws its bar once training runs
+        assert started == b"\rSDN decay=", started
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
@@ -182,7 +182,7 @@ def test_sigint_to_a_running_command_exits_130_in_one_line(cache):
 
 @pytest.mark.parametrize(
     "argv",
-    [("models",), ("sdn", "eval", "--tau", "0.25", "--json", "--sequences", "4")],
+    [("models",), ("sdn", "eval", "--decay", "0.25", "--json", "--sequences", "4")],
 )
 def test_a_closed_stdout_pipe_ends_quietly(argv, cache):
     """The reader went away before a byte was written (as `| head -1` does, sooner): no
@@ -200,9 +200,9 @@ def test_a_closed_stdout_pipe_ends_quietly(argv, cache):
 
 
 def test_head_reads_the_start_and_nothing_breaks(cache):
-    command = " ".join(_neurojoule("sdn", "eval", "--tau", "0.25", "--json", "--sequences", "4"))
+    command = " ".join(_neurojoule("sdn", "eval", "--decay", "0.25", "--json", "--sequences", "4"))
     done = subprocess.run(
         f"{command} | head -c 10", shell=True, capture_output=True, text=True, timeout=300
     )
-    assert done.stdout == '{\n  "tau":'
+    assert done.stdout == '{\n  "decay'
     assert done.stderr == ""

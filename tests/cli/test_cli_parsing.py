@@ -26,8 +26,8 @@ def test_version(capsys):
         ["demo", "--seed", "-1"],
         ["bench", "neuron", "--lengths", "x"],
         [],
-        ["sdn", "train", "--tau", "0.125", "--device", "gpu"],
-        ["sdn", "train", "--tau", "inf"],
+        ["sdn", "train", "--decay", "0.125", "--device", "gpu"],
+        ["sdn", "train", "--decay", "inf"],
         ["bench", "sdn", "--device", "cpu:0"],
         ["bench", "memory", "--device", "cuda:x"],
         ["train", "spiking-ssm", "--task", "no-such-task"],
@@ -130,7 +130,7 @@ def test_defaults_are_the_libraries():
     def default(function, name):
         return inspect.signature(function).parameters[name].default
 
-    sdn_train = parsed("sdn", "train", "--tau", "0.5")
+    sdn_train = parsed("sdn", "train", "--decay", "0.5")
     for name in ("epochs", "sequences", "length", "batch_size", "kernel_size", "channels"):
         assert getattr(sdn_train, name) == default(sdn.train_sdn, name)
     assert sdn_train.depth == default(sdn.train_sdn, "depth")

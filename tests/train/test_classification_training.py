@@ -138,11 +138,11 @@ def test_sdn_agreement_on_the_currents_a_trained_model_receives(tmp_path, cache,
     assert 0.95 < layer["spike_agreement"] <= 1.0
 
     checkpoint = str(out / "checkpoints" / "last.ckpt")
-    wrong_tau = tmp_path / "sdn_tau_0.5.json"
-    save_sdn(SurrogateDynamicNetwork(0.5), wrong_tau)
+    wrong_decay = tmp_path / "sdn_decay_0.5.json"
+    save_sdn(SurrogateDynamicNetwork(0.5), wrong_decay)
     for extra, message in (
-        (["--tau", "0.125"], "--tau does not go with --checkpoint"),
-        (["--path", str(wrong_tau)], "holds an SDN for decay 0.5, not 0.125"),
+        (["--decay", "0.125"], "--decay does not go with --checkpoint"),
+        (["--path", str(wrong_decay)], "holds an SDN for decay 0.5, not 0.125"),
     ):
         assert main(["sdn", "eval", "--checkpoint", checkpoint, *extra]) == 2
         assert message in capsys.readouterr().err

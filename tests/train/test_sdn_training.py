@@ -26,7 +26,8 @@ def test_time_budget_stops_after_a_fitting_epoch():
 
 def test_cli_train_then_eval(tmp_path, capsys):
     out = tmp_path / "sdn.json"
-    argv = ["sdn", "train", "--tau", "0.25", "--sequences", "60", "--length", "64", "--epochs", "1"]
+    argv = ["sdn", "train", "--decay", "0.25", "--sequences", "60", "--length", "64"]
+    argv += ["--epochs", "1"]
     assert main([*argv, "--channels", "12", "--depth", "2", "--out", str(out)]) == 0
     saved = json.loads(out.read_text())
     assert saved["channels"] == 12 and saved["depth"] == 2
@@ -34,7 +35,7 @@ def test_cli_train_then_eval(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sdn", "eval", "--path", str(out), "--sequences", "40", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["tau"] == 0.25 and result["depth"] == 2 and 0 < result["spike_agreement"] <= 1
+    assert result["decay"] == 0.25 and result["depth"] == 2 and 0 < result["spike_agreement"] <= 1
     assert {(r["std"], r["mean"]) for r in result["by_distribution"]} >= {(0.3, -0.5), (10.0, 0.5)}
 
 
@@ -61,5 +62,5 @@ def test_evaluation_rejects_too_few_sequences_and_a_file_of_another_tau(tmp_path
         evaluate_sdn(SurrogateDynamicNetwork(0.5).eval(), sequences=3)
     out = tmp_path / "sdn.json"
     save_sdn(SurrogateDynamicNetwork(0.25), out)
-    assert main(["sdn", "eval", "--tau", "0.5", "--path", str(out)]) == 2
+    assert main(["sdn", "eval", "--decay", "0.5", "--path", str(out)]) == 2
     assert "holds an SDN for decay 0.25, not 0.5" in capsys.readouterr().err

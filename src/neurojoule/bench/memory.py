@@ -1,8 +1,9 @@
 """Peak memory of one SpikingSSM training step against the sequence length L.
 
 Each length runs in a fresh process so that one run's allocations never hide another's: on
-a CPU the figure is the growth of the process's peak resident memory over its size after the
-model and data are built; on a GPU, torch.cuda.max_memory_allocated of the step.
+a CPU the figure is the process's peak resident memory during the step (its high-water mark,
+reset just before the step) less its resident memory when the step starts, after the model
+and data are built; on a GPU, torch.cuda.max_memory_allocated of the step.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -34,16 +36,36 @@ def one_step_peak_mib(
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        base = _rss_mib()
+        base = _resident_mib_after_resetting_the_peak()
     torch.nn.functional.cross_entropy(model(x), y).backward()
     optimizer.step()
     if device.startswith("cuda"):
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    return _rss_mib() - base
+    return _peak_mib() - base
 
 
-def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+def _resident_mib_after_resetting_the_peak() -> float:
+    """Reset the high-water mark of resident memory (Linux: clear_refs 5) and return the
+    resident memory now. Without /proc, the peak so far stands in (it may hide the step's)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _proc_status_mib("VmRSS")
+    except OSError:
+        return _peak_mib()
+
+
+def _peak_mib() -> float:
+    try:
+        return _proc_status_mib("VmHWM")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def _proc_status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise OSError(f"no {field} in /proc/self/status")
 
 
 def run(

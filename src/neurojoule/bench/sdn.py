@@ -1,6 +1,6 @@
 """Training time of one spiking layer: step-by-step BPTT and SLTT, the SDN, the fastest exact LIF.
 
-The layer is SpikingSSM's neuron: multiplicative decay tau, hard reset, v_th = 1, on input
+The layer is SpikingSSM's neuron: multiplicative decay DECAY, hard reset, v_th = 1, on input
 currents [batch, channels, L]; timed is spikes = layer(y); (spikes * w).sum().backward().
 BPTT and SLTT run the per-step autograd loop (what the SpikingSSM paper timed); "fastest exact"
 is neurojoule's default exact LIF on the device (the numba kernel on a CPU).
@@ -19,16 +19,16 @@ from neurojoule.bench import time_forward_backward
 from neurojoule.neuron import lif
 from neurojoule.neuron.sdn import load_sdn, sdn_lif, sdn_spikes
 
-TAU = 0.125  # the multiplicative decay factor
+DECAY = 0.125  # the multiplicative decay factor
 
 
 def exact_layer(mode: str, backend: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    params = replace(sdn_lif(TAU), detach_state=mode == "sltt")
+    params = replace(sdn_lif(DECAY), detach_state=mode == "sltt")
     return lambda y: lif(y, params, time_dim=-1, backend=backend)[0]
 
 
 def sdn_layer(device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
-    sdn = load_sdn(TAU).to(device)
+    sdn = load_sdn(DECAY).to(device)
     return lambda y: sdn_spikes(y.reshape(-1, y.shape[-1]), sdn).reshape(y.shape)
 
 
@@ -42,9 +42,9 @@ def spikingjelly_layer() -> Callable[[torch.Tensor], torch.Tensor] | None:
 
     def run(y: torch.Tensor) -> torch.Tensor:
         node = neuron.LIFNode(
-            tau=1.0 / (1.0 - TAU),
+            tau=1.0 / (1.0 - DECAY),
             decay_input=False,
-            v_reset=sdn_lif(TAU).v_reset,
+            v_reset=sdn_lif(DECAY).v_reset,
             surrogate_function=surrogate.Sigmoid(),
             step_mode="m",
         )

@@ -23,10 +23,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         return default_of(train_sdn, name)
 
     parser.add_argument(
-        "--tau", type=positive_float, required=True, help="the LIF's decay factor, e.g. 0.125"
+        "--decay", type=positive_float, required=True, help="the LIF's decay factor, e.g. 0.125"
     )
     parser.add_argument(
-        "--out", help="output JSON (default: $NEUROJOULE_CACHE/sdn/sdn_tau_TAU.json)"
+        "--out", help="output JSON (default: $NEUROJOULE_CACHE/sdn/sdn_decay_DECAY.json)"
     )
     parser.add_argument("--epochs", type=positive_int, default=default("epochs"), help="epochs")
     parser.add_argument(
@@ -54,7 +54,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--depth",
         type=positive_int,
         default=default("depth"),
-        help="residual channel-mixing layers (published: 1; 3 suits tau 0.25, 0.5)",
+        help="residual channel-mixing layers (published: 1; 3 suits decay 0.25, 0.5)",
     )
     parser.add_argument("--device", type=device, default=default("device"), help="cpu or cuda")
     parser.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
@@ -75,7 +75,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     net, metrics = train_sdn(
-        args.tau,
+        args.decay,
         sequences=args.sequences,
         length=args.length,
         epochs=args.epochs,
@@ -88,7 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
         depth=args.depth,
     )
     metrics["eval"] = evaluate_sdn(net.cpu())
-    out = args.out or cache_dir() / "sdn" / f"sdn_tau_{args.tau:g}.json"
+    out = args.out or cache_dir() / "sdn" / f"sdn_decay_{args.decay:g}.json"
     save_sdn(net, out, metrics)
     print(format_sdn_training(metrics, out))
     return 0
@@ -98,14 +98,14 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     from neurojoule.train.sdn import evaluate_sdn, evaluate_sdn_on_model
 
     parser.add_argument(
-        "--tau",
+        "--decay",
         type=positive_float,
-        help="a shipped SDN's decay factor: 0.125, 0.25, 0.5 (default: none; give --tau, "
+        help="a shipped SDN's decay factor: 0.125, 0.25, 0.5 (default: none; give --decay, "
         "--path or --checkpoint)",
     )
     parser.add_argument(
         "--path",
-        help="an SDN file written by `neurojoule sdn train`, its decay checked against --tau "
+        help="an SDN file written by `neurojoule sdn train`, its decay checked against --decay "
         "(default: the shipped SDN for the decay)",
     )
     parser.add_argument(
@@ -133,15 +133,15 @@ def run_eval(args: argparse.Namespace) -> int:
     )
 
     if args.checkpoint:
-        if args.tau is not None:
-            raise ValueError("--tau does not go with --checkpoint: the model's neurons set tau")
+        if args.decay is not None:
+            raise ValueError("--decay does not go with --checkpoint: the model's neurons set it")
         sequences = args.sequences or default_of(evaluate_sdn_on_model, "limit_samples")
         result = evaluate_sdn_on_model(args.checkpoint, limit_samples=sequences, sdn_path=args.path)
         text = format_sdn_model_evaluation
     else:
-        if args.path is None and args.tau is None:
-            raise ValueError("give --tau for a shipped SDN, --path for a file or --checkpoint")
-        net = load_sdn(decay=args.tau, path=args.path)
+        if args.path is None and args.decay is None:
+            raise ValueError("give --decay for a shipped SDN, --path for a file or --checkpoint")
+        net = load_sdn(decay=args.decay, path=args.path)
         sequences = args.sequences or default_of(evaluate_sdn, "sequences")
         result = evaluate_sdn(net, sequences=sequences, seed=args.seed)
         text = format_sdn_evaluation
@@ -155,7 +155,7 @@ COMMAND = Command(
     subcommands=(
         Command(
             "train",
-            "train an SDN for one LIF decay factor tau",
+            "train an SDN for one LIF decay factor",
             run=run_train,
             add_arguments=add_train_arguments,
         ),

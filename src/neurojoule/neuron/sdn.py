@@ -156,8 +156,8 @@ def _weights_dir() -> Path:
 
 
 def shipped_path(decay: float) -> Path:
-    """Where the network for `decay` ships (file names keep the earlier "tau" spelling)."""
-    return _weights_dir() / f"sdn_tau_{decay:g}.json"
+    """Where the network for `decay` ships."""
+    return _weights_dir() / f"sdn_decay_{decay:g}.json"
 
 
 def save_sdn(sdn: SurrogateDynamicNetwork, path: str | Path, metrics: dict | None = None) -> None:
@@ -185,7 +185,7 @@ def load_sdn(decay: float | None = None, path: str | Path | None = None) -> Surr
         if not path.exists():
             raise ValueError(
                 f"no SDN is shipped for decay {decay:g} (shipped: {SHIPPED_DECAYS}); train one "
-                f"with `neurojoule sdn train` for this decay (e.g. `neurojoule sdn train --tau "
+                f"with `neurojoule sdn train` for this decay (e.g. `neurojoule sdn train --decay "
                 f"{decay:g} --out FILE`), measure it with `neurojoule sdn eval --path FILE` and "
                 f"load it with load_sdn(path=FILE); for training in lif_mode 'sdn', add it to "
                 f"the package as sdn_weights/{shipped_path(decay).name}"

@@ -18,17 +18,17 @@ EVAL_SEED_BASE = 2**40
 
 
 def make_dataset(
-    tau: float, sequences: int, length: int, seed: int, std: float = 1.0, mean: float = 0.0
+    decay: float, sequences: int, length: int, seed: int, std: float = 1.0, mean: float = 0.0
 ):
     """Currents y ~ N(mean, std^2) i.i.d. [sequences, length] and the exact LIF's mem targets."""
     generator = torch.Generator().manual_seed(seed)
     y = torch.randn(sequences, length, generator=generator) * std + mean
-    mem, _ = exact_targets(y, tau)
+    mem, _ = exact_targets(y, decay)
     return y, mem
 
 
 def train_sdn(
-    tau: float,
+    decay: float,
     sequences: int = 50_000,
     length: int = 1024,
     epochs: int = 100,
@@ -56,17 +56,17 @@ def train_sdn(
             f"SDN training seeds lie in [0, 2**40) (kept apart from evaluation), got {seed}"
         )
     torch.manual_seed(seed)
-    y, mem = (t.to(device) for t in make_dataset(tau, sequences, length, seed))
+    y, mem = (t.to(device) for t in make_dataset(decay, sequences, length, seed))
     n_val = sequences // 10
     y_train, mem_train, y_val, mem_val = y[n_val:], mem[n_val:], y[:n_val], mem[:n_val]
-    net = SurrogateDynamicNetwork(tau, channels, kernel_size, depth).to(device)
+    net = SurrogateDynamicNetwork(decay, channels, kernel_size, depth).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = -(-len(y_train) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
     loss_fn = torch.nn.SmoothL1Loss()
     best = (float("inf"), None, 0)
     start = time.perf_counter()
-    bar = tqdm(range(epochs), desc=f"SDN tau={tau:g}", unit="epoch", disable=not progress)
+    bar = tqdm(range(epochs), desc=f"SDN decay={decay:g}", unit="epoch", disable=not progress)
     for epoch in bar:
         net.train()
         order = torch.randperm(len(y_train), device=device)
@@ -133,7 +133,7 @@ def evaluate_sdn(
             agree, _ = spike_agreement(net, y)
             by_distribution.append({"std": std, "mean": mean, "spike_agreement": agree})
     return {
-        "tau": net.decay,
+        "decay": net.decay,
         "depth": net.depth,
         "spike_agreement": agreement,
         "mae": mae,
@@ -196,7 +196,7 @@ def format_sdn_training(metrics: dict, path) -> str:
     from evaluate_sdn) and where it was written."""
     result = metrics["eval"]
     return (
-        f"SDN tau={result['tau']:g}: spike agreement {result['spike_agreement'] * 100:.3f} % "
+        f"SDN decay={result['decay']:g}: spike agreement {result['spike_agreement'] * 100:.3f} % "
         f"on N(0,1), MAE {result['mae']:.2e}; written to {path}"
     )
 
@@ -205,7 +205,7 @@ def format_sdn_evaluation(result: dict) -> str:
     """The report `neurojoule sdn eval` prints for evaluate_sdn's result: the agreement on
     N(0,1) inputs, then one row per input distribution."""
     lines = [
-        f"SDN tau={result['tau']:g} (depth {result['depth']}): spike agreement "
+        f"SDN decay={result['decay']:g} (depth {result['depth']}): spike agreement "
         f"{result['spike_agreement'] * 100:.3f} % on N(0,1) inputs, MAE {result['mae']:.2e}",
         f"{'std':>6} {'mean':>6} {'agreement':>10}",
     ]
