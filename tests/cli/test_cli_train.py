@@ -57,19 +57,28 @@ def test_quiet_still_prints_the_result_and_the_run_folder(fake_train, tmp_path, 
 
 
 def test_train_notes_a_config_written_for_another_task(fake_train, tmp_path, capsys):
-    base = ["train", "s4d", "--config", "listops-cpu", "--out", str(tmp_path / "run")]
-    assert main([*base, "--task", "imdb"]) == 0
+    base = ["train", "spiking-mlp", "--config", "fashion-mnist", "--out", str(tmp_path / "run")]
+    assert main([*base, "--task", "digits"]) == 0
     assert capsys.readouterr().err == (
-        "note: config listops-cpu was written for task listops; training imdb with its settings\n"
+        "note: config fashion-mnist was written for task fashion-mnist; training digits with its "
+        "settings\n"
     )
-    assert main([*base, "--task", "listops"]) == 0
+    assert main([*base, "--task", "fashion-mnist"]) == 0
     assert capsys.readouterr().err == ""
-    assert [config.task for config in fake_train] == ["imdb", "listops"]
+    assert [config.task for config in fake_train] == ["digits", "fashion-mnist"]
+
+
+def test_a_config_whose_task_options_do_not_fit_the_task_is_one_line(fake_train, capsys):
+    argv = ["train", "s4d", "--config", "listops-cpu", "--task", "imdb"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "task 'imdb' has no options" in err and err.count("\n") == 1 and fake_train == []
 
 
 def test_cli_fields_and_flags_reach_the_config(fake_train):
     argv = ["train", "s4d", "--task", "imdb", "--config", "listops-cpu", "--seed", "7"]
     argv += ["--epochs", "3", "--max-steps", "5", "--lif-mode", "sltt", "--quiet"]
+    argv += ["--set", "task_options={}"]  # listops-cpu's options are ListOps'
     assert main([*argv, "--set", "optim.lr=0.5", "--set", "model_options.d_model=16"]) == 0
     (config,) = fake_train
     assert (config.model, config.task, config.seed, config.lif_mode) == ("s4d", "imdb", 7, "sltt")

@@ -186,7 +186,9 @@ def _yaml(value) -> str:
         ({"task": "no-such-task"}, "unknown task 'no-such-task'"),
         ({"model": "no-such-model"}, "unknown model 'no-such-model'"),
         ({"model_options": {"x": {1, 2}}}, "model_options.x must be a string, number"),
-        ({"task_options": {"x": [[[0]] * 3]}}, None),
+        ({"task_options": {"x": 1}}, "task 'listops' has no options \\['x'\\]"),
+        ({"task_options": {"seq_len": "long"}}, "seq_len"),
+        ({"task": "cifar10", "task_options": {"normalize": [[0.5] * 3, [0.25] * 3]}}, None),
         ({"task_root": 3}, "task_root must be a string or null"),
     ],
 )
@@ -225,9 +227,9 @@ def test_an_empty_config_file_is_refused(tmp_path):
 
 def test_yaml_aliases_load_as_plain_values(tmp_path):
     path = tmp_path / "aliases.yaml"
-    path.write_text("task: listops\nmodel_options: &m {d_model: 8}\ntask_options: *m\n")
+    path.write_text("task: listops\ntask_options: {n_train: &n 64, n_val: *n}\n")
     config = load_config(path)
-    assert config.model_options == config.task_options == {"d_model": 8}
+    assert config.task_options == {"n_train": 64, "n_val": 64}
 
 
 # ---- configs by name ---------------------------------------------------------------------

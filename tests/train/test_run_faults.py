@@ -160,9 +160,8 @@ def test_non_finite_inputs_and_losses_stop_training_by_name(cache):
     from neurojoule.train.module import ClassifierModule
     from neurojoule.train.splits import make_splits
 
-    config = load_config("listops-cpu", TINY, model="s4d", task="fashion-mnist-seq")
-    config.task_options = {}
-    config.limit_train_samples = 8
+    overrides = [*TINY, "task_options={}", "limit_train_samples=8"]
+    config = load_config("listops-cpu", overrides, model="s4d", task="fashion-mnist-seq")
     try:
         train_set, _, _, info = make_splits(config)
     except FileNotFoundError:

@@ -113,7 +113,7 @@ class TrainConfig:
             raise ValueError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
         for name in ("checkpoint_every_n_steps", "limit_train_samples", "limit_eval_samples"):
             _check_positive_or_none(name, getattr(self, name))
-        _check_known_task(self.task)
+        _check_task(self.task, self.task_options)
         _check_known_model(self.model)
 
     def to_dict(self) -> dict:
@@ -233,11 +233,12 @@ def _check_positive_or_none(name: str, value: int | None) -> None:
         raise ValueError(f"{name} must be a positive integer or null, got {value!r}")
 
 
-def _check_known_task(task: str) -> None:
-    from neurojoule.data.tasks import LM_TASKS, TASKS
+def _check_task(task: str, options: dict) -> None:
+    """A known task with options of the right names, types and ranges (checked here, when the
+    config loads, rather than when the data are built)."""
+    from neurojoule.data import check_task_options
 
-    if task not in TASKS and task not in LM_TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {[*TASKS, *LM_TASKS]}")
+    check_task_options(task, options)
 
 
 def _check_known_model(model: str) -> None:
@@ -270,7 +271,7 @@ def _config_dir() -> Path:
 
 def default_config(task: str) -> str:
     """The name of the config `neurojoule train` uses for `task` when none is given."""
-    _check_known_task(task)
+    _check_task(task, {})
     name = TASK_CONFIGS.get(task, task)
     if name not in config_names():
         raise ValueError(f"task {task!r} has no default config; give one of {config_names()}")
