@@ -211,3 +211,14 @@ def test_auto_takes_the_device_default_else_a_clearly_faster_sdn(
 def test_a_spiking_ssm_mode_for_a_model_without_ssm_neurons_is_refused(cache, tmp_path):
     with pytest.raises(ValueError, match="'sdn' needs spiking SSM layers"):
         train(load_config("fashion-mnist", ["lif_mode=sdn"], model="spiking-mlp"), tmp_path)
+
+
+def test_a_quiet_run_and_its_resume_print_nothing_on_stderr(tmp_path, cache, capfd):
+    argv = ["train", "spiking-ssm", "--task", "listops", "--config", "listops-cpu", "--quiet"]
+    for item in [*TINY, "optim.epochs=1"]:
+        argv += ["--set", item]
+    argv += ["--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    assert main([*argv, "--set", "optim.epochs=2", "--resume"]) == 0
+    out, err = capfd.readouterr()
+    assert err == "" and out.count("\n") == 4

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def fit_and_test(
     )
     latest = LatestCheckpoint(folder.last, config.checkpoint_every_n_steps)
     trainer = _trainer(config, folder, progress, len(train_loader), monitor, latest)
-    with _stop_on_ctrl_c(latest):
+    with _stop_on_ctrl_c(latest), _quiet_lightning_notes():
         trainer.fit(
             module,
             train_loader,
@@ -106,9 +107,9 @@ def fit_and_test(
     # read now: loading the best checkpoint for the test restores the timer's saved state
     seconds = {stage: timer.time_elapsed(stage) for stage in ("train", "validate")}
     tested = best_checkpoint(folder.checkpoints) or folder.last
-    metrics = trainer.test(
-        module, evaluation_loader(test_set, batch), ckpt_path=tested, verbose=False
-    )
+    with _quiet_lightning_notes():
+        test_loader = evaluation_loader(test_set, batch)
+        metrics = trainer.test(module, test_loader, ckpt_path=tested, verbose=False)
     seconds["test"] = timer.time_elapsed("test")
     folder.add_seconds(seconds)
     test_metrics = {name: float(value) for name, value in (metrics[0] if metrics else {}).items()}
@@ -158,6 +159,19 @@ class LatestCheckpoint(Checkpoint):
     def on_train_end(self, trainer, pl_module):
         if trainer.global_step != self._saved_step:
             self._save(trainer)
+
+
+# Lightning's notes that say nothing to a user of this command: its own deprecated call, tiny
+# runs against its logging interval, and the checkpoint folder that --resume expects
+LIGHTNING_NOTES = (".*LeafSpec", ".*smaller than the logging interval", ".*exists and is not empty")
+
+
+@contextlib.contextmanager
+def _quiet_lightning_notes():
+    with warnings.catch_warnings():
+        for message in LIGHTNING_NOTES:
+            warnings.filterwarnings("ignore", message=message)
+        yield
 
 
 @contextlib.contextmanager
