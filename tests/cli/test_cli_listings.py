@@ -1,8 +1,10 @@
 """neurojoule configs and neurojoule models: a header row, then one row per entry, each
 checked against what the files and the models themselves say."""
 
+import itertools
 import json
 import math
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -15,15 +17,18 @@ CONFIGS = Path(str(resources.files("neurojoule") / "configs"))
 
 
 def _read_yaml_config(path: Path) -> dict:
-    """name, task, model and first comment line of a config file, read here afresh."""
+    """name, task, model and the first sentence of the leading comment of a config file,
+    read here afresh."""
     text = path.read_text()
     values = yaml.safe_load(text)
-    comment = next(line for line in text.splitlines() if line.startswith("#"))
+    leading = itertools.takewhile(lambda line: line.startswith("#"), text.splitlines())
+    comment = " ".join(word for line in leading for word in line.lstrip("#").split())
+    sentence = re.match(r"(.*?\.)(?=\s|$)", comment)
     return {
         "name": path.stem,
         "task": values.get("task", "listops"),
         "model": values.get("model"),
-        "description": comment.lstrip("# ").strip(),
+        "description": sentence.group(1) if sentence else comment,
     }
 
 

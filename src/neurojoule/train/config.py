@@ -280,25 +280,33 @@ def default_config(task: str) -> str:
 
 def describe_configs() -> list[dict]:
     """Each shipped config: its name, the task and model it was written for (model None where
-    it leaves the model to the command line) and its first comment line."""
+    it leaves the model to the command line) and the first sentence of its comment."""
     rows = []
     for name in config_names():
         path = _config_dir() / f"{name}.yaml"
         values = read_config_file(path)
-        comments = [
-            line.lstrip("#").strip()
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line.startswith("#")
-        ]
         rows.append(
             {
                 "name": name,
                 "task": values.get("task", TrainConfig.task),
                 "model": values.get("model"),
-                "description": comments[0] if comments else "",
+                "description": _first_sentence(path.read_text(encoding="utf-8")),
             }
         )
     return rows
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of a YAML file's leading comment (it may run over several lines)."""
+    words = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        for word in line.lstrip("#").split():
+            words.append(word)
+            if word.endswith("."):
+                return " ".join(words)
+    return " ".join(words)
 
 
 def format_config_table(rows: list[dict]) -> str:
