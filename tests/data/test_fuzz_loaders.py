@@ -203,7 +203,7 @@ def test_listops_files_load_as_the_format_reads_or_fail_in_one_line(tmp_path):
             assert vectorised[-1] is not None
 
     check()
-    outcomes.assert_saw(accepted=100, rejected=150)
+    outcomes.assert_saw(accepted=100, refused=150)
     assert len(vectorised) >= 20
 
 
@@ -271,7 +271,7 @@ def test_idx_files_load_as_the_format_reads_or_fail_in_one_line(tmp_path):
             np.testing.assert_array_equal(result, expected)
 
     check()
-    outcomes.assert_saw(accepted=40, rejected=80)
+    outcomes.assert_saw(accepted=40, refused=80)
 
 
 def test_fashion_mnist_files_load_or_fail_in_one_line(tmp_path):
@@ -303,7 +303,7 @@ def test_fashion_mnist_files_load_or_fail_in_one_line(tmp_path):
             np.testing.assert_array_equal(result[1], want_labels)
 
     check()
-    outcomes.assert_saw(accepted=5, rejected=20)
+    outcomes.assert_saw(accepted=5, refused=20)
 
 
 # ---- CIFAR pickles ---------------------------------------------------------------------------
@@ -404,7 +404,7 @@ def test_cifar_pickles_of_any_content_load_or_fail_in_one_line(tmp_path):
             assert result[1].dtype == np.int64 and result[1].tolist() == expected[1]
 
     check()
-    outcomes.assert_saw(accepted=10, rejected=100)
+    outcomes.assert_saw(accepted=10, refused=100)
 
 
 def test_damaged_cifar_pickles_load_sound_or_fail_in_one_line(tmp_path):
@@ -428,7 +428,7 @@ def test_damaged_cifar_pickles_load_sound_or_fail_in_one_line(tmp_path):
             assert labels.min() >= 0 and labels.max() < 10
 
     check()
-    outcomes.assert_saw(accepted=10, rejected=40)
+    outcomes.assert_saw(accepted=10, refused=40)
 
 
 def test_pickles_never_run_code_and_name_what_they_wanted(tmp_path):

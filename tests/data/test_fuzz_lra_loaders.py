@@ -63,7 +63,7 @@ def test_imdb_reviews_of_any_bytes_load_or_fail_in_one_line(tmp_path):
                 assert ids.tolist() == reference_byte_ids(text, length) and got == label
 
     check()
-    outcomes.assert_saw(accepted=10, rejected=10)
+    outcomes.assert_saw(accepted=10, refused=10)
 
 
 # ---- AAN --------------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ def test_aan_pair_files_load_or_fail_in_one_line(tmp_path):
                 assert pair.tolist() == want and got == label
 
     check()
-    outcomes.assert_saw(accepted=20, rejected=30)
+    outcomes.assert_saw(accepted=20, refused=30)
 
 
 # ---- Pathfinder -------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ def test_pathfinder_files_load_or_fail_in_one_line(tmp_path):
                 assert item[1] == label
 
     check()
-    outcomes.assert_saw(accepted=20, rejected=20)
+    outcomes.assert_saw(accepted=20, refused=20)
 
 
 # ---- WikiText-103 -----------------------------------------------------------------------------
@@ -287,4 +287,4 @@ def test_wikitext_files_load_or_fail_in_one_line(tmp_path, cache):
             assert corpus.vocabulary.decode(inputs[:shown]) == expected[0][:shown]
 
     check()
-    outcomes.assert_saw(accepted=30, rejected=20)
+    outcomes.assert_saw(accepted=30, refused=20)

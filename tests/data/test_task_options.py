@@ -219,7 +219,7 @@ def test_generated_listops_options_give_splits_or_one_line_errors(cache, monkeyp
         check_outcome(outcomes, LISTOPS, "listops", None, {**base, **options})
 
     check()
-    outcomes.assert_saw(accepted=5, rejected=30)
+    outcomes.assert_saw(accepted=5, refused=30)
 
 
 def test_generated_fashion_mnist_options_give_splits_or_one_line_errors(tmp_path):
@@ -232,7 +232,7 @@ def test_generated_fashion_mnist_options_give_splits_or_one_line_errors(tmp_path
         check_outcome(outcomes, FASHION, "fashion-mnist", root, options)
 
     check()
-    outcomes.assert_saw(accepted=5, rejected=30)
+    outcomes.assert_saw(accepted=5, refused=30)
 
 
 @fuzz_settings(60)

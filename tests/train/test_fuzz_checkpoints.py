@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fuzz_support import Outcomes, check_cli_outcome, check_message, fuzz_settings, run_cli
+from fuzzing import Outcomes, check_cli_outcome, check_message, fuzz_settings, run_cli
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fuzz_support import Outcomes, check_cli_outcome, fuzz_settings, run_cli
+from fuzzing import Outcomes, check_cli_outcome, fuzz_settings, run_cli
 from hypothesis import given
 from hypothesis import strategies as st
 

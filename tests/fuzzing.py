@@ -1,9 +1,10 @@
-"""What the fuzz tests of configs and checkpoints share: hypothesis settings sized for a
-2-core CI machine, and the rule every loader keeps: a valid result, or a ValueError whose
-message is one line (never another exception, never a hang: each example has a deadline).
+"""What the fuzz tests share: hypothesis settings sized for a 2-core CI machine, and the rule
+every loader keeps: a valid result, or a ValueError whose message is one line (never another
+exception, never a hang: each example has a deadline).
 
 NEUROJOULE_FUZZ_SCALE=20 (say) runs twenty times the examples, freshly drawn, for a longer
-hunt by hand; by default the draws are the same in every run (derandomized).
+hunt by hand; by default the examples are the same in every run (derandomized), so CI never
+fails on a draw it did not make before.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ SCALE = int(os.environ.get("NEUROJOULE_FUZZ_SCALE", "1"))
 
 
 def fuzz_settings(max_examples: int, deadline_ms: int = 5000) -> settings:
+    """`max_examples` (times SCALE) examples, each under `deadline_ms`: a guard against hangs
+    that leaves room for a busy 2-core machine."""
     return settings(
         max_examples=max_examples * SCALE,
         deadline=deadline_ms,
@@ -29,10 +32,17 @@ def fuzz_settings(max_examples: int, deadline_ms: int = 5000) -> settings:
     )
 
 
-def check_message(error: BaseException) -> str:
+def check_message(error: BaseException, named: tuple[str, ...] = ()) -> str:
+    """The error's message: one line, of a readable length, holding each of `named` (a file
+    name, an option)."""
+    # a UnicodeDecodeError or json's JSONDecodeError is a ValueError too, but says nothing
+    # of which file or option broke
+    assert not isinstance(error, UnicodeError), repr(error)
     message = str(error)
     assert message and "\n" not in message and "\r" not in message, repr(message)
-    assert len(message) < 2000, f"{len(message)} characters: {message[:200]!r}..."
+    assert len(message) < 1000, f"{len(message)} characters: {message[:200]!r}..."
+    for name in named:
+        assert name in message, (name, message)
     return message
 
 
@@ -43,12 +53,13 @@ class Outcomes:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
 
-    def run(self, call: Callable[[], object]) -> tuple[bool, object]:
-        """(True, result) or (False, the ValueError); any other exception propagates."""
+    def run(self, call: Callable[[], object], *named: str) -> tuple[bool, object]:
+        """(True, result) or (False, the ValueError); any other exception propagates, and the
+        message must be one line holding each of `named`."""
         try:
             result = call()
         except ValueError as error:
-            check_message(error)
+            check_message(error, named)
             self.counts["refused"] += 1
             return False, error
         self.counts["accepted"] += 1
