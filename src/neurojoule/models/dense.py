@@ -9,7 +9,7 @@ from torch import nn
 
 from neurojoule.layers.checks import check_finite
 from neurojoule.models.registry import merge_config, register_model
-from neurojoule.models.vision import DIGITS, image_shape
+from neurojoule.models.vision import DIGITS, DirectEncodedClassifier, image_shape
 from neurojoule.neuron import LIF
 
 
@@ -45,7 +45,7 @@ class DenseSNNConfig:
         return self.in_channels * self.image_size**2
 
 
-class DenseSNN(nn.Module):
+class DenseSNN(DirectEncodedClassifier):
     """Direct encoding (the input repeated `steps` times), Linear -> LIF hidden layers, a linear
     read-out averaged over time. Input: images [B, C, S, S] or the same values flat [B, C*S*S].
     Tensors inside are time-first [T, B, features]; the first Linear sees real values, every
@@ -72,12 +72,8 @@ class DenseSNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.readout = nn.Linear(width, config.num_classes)
 
-    @property
-    def time_steps(self) -> int:
-        """Steps of the direct encoding (read by the energy counter)."""
-        return self.config.steps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def step_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The read-out at each time step, [T, B, classes] (their mean is the logits)."""
         c = self.config
         image = (c.in_channels, c.image_size, c.image_size)
         if not x.is_floating_point() or tuple(x.shape[1:]) not in (image, (c.in_features,)):
@@ -90,7 +86,7 @@ class DenseSNN(nn.Module):
         check_finite(x, "DenseSNN input")
         flat = x.flatten(1)
         repeated = flat.unsqueeze(0).expand(c.steps, *flat.shape)
-        return self.readout(self.features(repeated)).mean(0)
+        return self.readout(self.features(repeated))
 
 
 @register_model("dense-snn", input_shape=image_shape(DIGITS))

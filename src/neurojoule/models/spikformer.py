@@ -16,7 +16,14 @@ from neurojoule.layers.attention import SpikformerBlock
 from neurojoule.layers.checks import check_images
 from neurojoule.layers.patch import SpikingPatchSplitting
 from neurojoule.models.registry import merge_config, register_model
-from neurojoule.models.vision import CIFAR10, FASHION_MNIST, IMAGENET, image_shape, per_block
+from neurojoule.models.vision import (
+    CIFAR10,
+    FASHION_MNIST,
+    IMAGENET,
+    DirectEncodedClassifier,
+    image_shape,
+    per_block,
+)
 
 
 @dataclasses.dataclass
@@ -42,7 +49,7 @@ class SpikformerConfig:
             setattr(self, name, per_block(getattr(self, name), self.depth, name))
 
 
-class Spikformer(nn.Module):
+class Spikformer(DirectEncodedClassifier):
     """Images [B, C, H, W] -> logits [B, classes]."""
 
     def __init__(self, config: SpikformerConfig):
@@ -59,14 +66,6 @@ class Spikformer(nn.Module):
             )
         )
         self.head = nn.Linear(c.embed_dim, c.num_classes)
-
-    @property
-    def time_steps(self) -> int:
-        """Steps of the direct encoding (read by the energy counter)."""
-        return self.config.steps
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.step_logits(images).mean(0)
 
     def step_logits(self, images: torch.Tensor) -> torch.Tensor:
         """The head's output at each time step, [T, B, classes] (their mean is the logits)."""

@@ -17,7 +17,13 @@ from neurojoule.layers.mixer import MixerBlock
 from neurojoule.layers.patch import ImageStem, PatchMerging, SpikingPatchEncoding
 from neurojoule.layers.time_first import TimeFolded, vision_lif
 from neurojoule.models.registry import merge_config, register_model
-from neurojoule.models.vision import CIFAR10, FASHION_MNIST, IMAGENET, image_shape
+from neurojoule.models.vision import (
+    CIFAR10,
+    FASHION_MNIST,
+    IMAGENET,
+    DirectEncodedClassifier,
+    image_shape,
+)
 
 
 @dataclasses.dataclass
@@ -77,7 +83,7 @@ class MixerStage(nn.Module):
         return x
 
 
-class SpikingMLP(nn.Module):
+class SpikingMLP(DirectEncodedClassifier):
     """Images [B, C, H, W] -> logits [B, classes], the head averaged over the T steps."""
 
     def __init__(self, config: SpikingMLPConfig):
@@ -101,14 +107,6 @@ class SpikingMLP(nn.Module):
                 nn.Flatten(1),
             )
         )
-
-    @property
-    def time_steps(self) -> int:
-        """Steps of the direct encoding (read by the energy counter)."""
-        return self.config.steps
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.step_logits(images).mean(0)
 
     def step_logits(self, images: torch.Tensor) -> torch.Tensor:
         """The head's output at each time step, [T, B, classes] (their mean is the logits)."""

@@ -1,7 +1,29 @@
-"""Shared pieces of the image models: the input sizes of the datasets their variants are
-built for, and per-block settings."""
+"""Shared pieces of the image models: their common base, the input sizes of the datasets
+their variants are built for, and per-block settings."""
 
 from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class DirectEncodedClassifier(nn.Module):
+    """An image classifier that sees the image at each of `config.steps` time steps (direct
+    encoding): its logits are the mean over the steps of `step_logits`, [T, B, classes]."""
+
+    config: object  # a dataclass with `steps`
+
+    @property
+    def time_steps(self) -> int:
+        """Steps of the direct encoding (read by the energy counter)."""
+        return self.config.steps
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.step_logits(images).mean(0)
+
+    def step_logits(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
 
 IMAGENET = {"image_size": 224, "in_channels": 3, "num_classes": 1000}
 FASHION_MNIST = {"image_size": 28, "in_channels": 1, "num_classes": 10}
