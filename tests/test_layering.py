@@ -17,6 +17,7 @@ ALLOWED = {
     "layers": {"util", "neuron", "energy"},
     "models": {"util", "neuron", "energy", "layers", "data"},
     "train": {"util", "neuron", "energy", "layers", "models", "data"},
+    "search": {"util", "neuron", "energy", "layers", "models", "data", "train"},
     "bench": {"util", "neuron", "energy", "layers", "models", "data", "train"},
 }
 PACKAGES = tuple(ALLOWED)
