@@ -51,12 +51,14 @@ def _spikes(model: torch.nn.Module, images: torch.Tensor, run) -> dict[str, torc
 @pytest.mark.parametrize("subnet", _subnets(20), ids=lambda s: str(sorted(s.items())))
 def test_a_subnet_gives_the_logits_and_spikes_of_its_extracted_network(elastic, subnet):
     images = torch.rand(3, 1, 28, 28)
-    through = _spikes(elastic.template(subnet), images, lambda x: elastic(x, subnet))
+    through = _spikes(elastic.bound(subnet), images, lambda x: elastic(x, subnet))
     extracted = elastic.extract(subnet).eval()
     alone = _spikes(extracted, images, extracted)
     assert through.keys() == alone.keys() and len(through) > 10
     for name, value in through.items():
         assert torch.equal(value, alone[name]), name
+    # with gradients on, the subnet runs through freshly sliced views: the same logits
+    assert torch.equal(elastic(images, subnet).detach(), alone["logits"])
     # the standalone network is the registry's class, built with the subnet's options
     assert type(extracted) is type(build_model(SPACE.model, **elastic.options(subnet)))
 
@@ -104,3 +106,19 @@ def test_a_subnet_larger_than_the_supernet_is_refused(elastic):
         elastic(torch.rand(1, 1, 28, 28), {**SPACE.extreme(largest=True), "embed_dim": 256})
     with pytest.raises(ValueError, match="unknown SpikformerConfig fields \\['width'\\]"):
         elastic.template({"width": 3})
+
+
+def test_the_kept_evaluation_views_follow_updates_of_the_supernet():
+    torch.manual_seed(1)
+    elastic = ElasticModel(SPACE.model, SPACE.supernet_options()).eval()
+    subnet = SPACE.extreme(largest=False)
+    images = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        elastic(images, subnet)  # binds and keeps the views
+        for parameter in elastic.supernet.parameters():
+            parameter.mul_(0.5)  # as an optimizer step does, in place
+        assert torch.equal(elastic(images, subnet), elastic.extract(subnet).eval()(images))
+        elastic.double()  # new tensors: the kept views must not be used
+        assert torch.equal(
+            elastic(images.double(), subnet), elastic.extract(subnet).eval()(images.double())
+        )

@@ -11,6 +11,11 @@ so every structural choice (heads, hidden width, depth, time steps, neuron setti
 effect exactly as in a standalone model; `extract` copies the same slices into a standalone
 model. In training mode the batch norms update the slices of the supernet's statistics in
 place, and gradients reach the supernet's weights through the slices.
+
+Without gradients (evaluation), a subnet runs as a module bound once to views of the
+supernet's tensors and kept: views share storage, so they follow every in-place update of the
+weights, and calling it costs what calling the standalone network costs. (With gradients the
+views are made anew at each call: a view's autograd record serves one backward pass.)
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class ElasticModel(nn.Module):
         self.largest = dict(largest)
         self.supernet = build_model(name, **self.largest)
         self._plans: dict[tuple, tuple[nn.Module, list]] = {}
+        self._bound: dict[tuple, nn.Module] = {}
 
     def options(self, subnet: Mapping) -> dict:
         """The full model options of a subnet: the largest options with the subnet's on top
@@ -59,7 +65,7 @@ class ElasticModel(nn.Module):
         """The subnet's template and, per tensor of it, the supernet tensor and the slices it
         takes; both cached per subnet (building them costs more than a small forward)."""
         options = self.options(subnet)
-        key = tuple(sorted((k, _frozen(v)) for k, v in options.items()))
+        key = self._key(subnet)
         if key not in self._plans:
             with torch.device("meta"):
                 template = build_model(self.name, **options)
@@ -67,6 +73,9 @@ class ElasticModel(nn.Module):
         template, slices = self._plans[key]
         template.train(self.training)
         return template, slices
+
+    def _key(self, subnet: Mapping) -> tuple:
+        return tuple(sorted((k, _frozen(v)) for k, v in self.options(subnet).items()))
 
     def _slices(self, template: nn.Module, subnet: Mapping) -> list:
         full = dict(self.supernet.named_parameters())
@@ -92,7 +101,34 @@ class ElasticModel(nn.Module):
         """The subnet's output for `x` (the largest subnet's when None)."""
         if subnet is None:
             return self.supernet(x)
+        if not torch.is_grad_enabled():
+            return self.bound(subnet)(x)
         return functional_call(self.template(subnet), self.sliced_state(subnet), (x,))
+
+    def bound(self, subnet: Mapping) -> nn.Module:
+        """The subnet as a module whose tensors are views of the supernet's (made without
+        gradients, kept per subnet): what runs the subnet when gradients are off."""
+        key = self._key(subnet)
+        if key not in self._bound:
+            with torch.device("meta"):
+                module = build_model(self.name, **self.options(subnet))
+            with torch.no_grad():
+                for name, view in self.sliced_state(subnet).items():
+                    owner_name, _, attribute = name.rpartition(".")
+                    owner = module.get_submodule(owner_name)
+                    if attribute in owner._parameters:
+                        del owner._parameters[attribute]  # a plain tensor attribute instead
+                        setattr(owner, attribute, view)
+                    else:
+                        owner._buffers[attribute] = view
+            self._bound[key] = module
+        return self._bound[key].train(self.training)
+
+    def _apply(self, fn, recurse=True):
+        # moving or casting the supernet replaces its tensors: views made before are stale
+        self._bound.clear()
+        self._plans.clear()
+        return super()._apply(fn, recurse)
 
     @torch.no_grad()
     def extract(self, subnet: Mapping) -> nn.Module:
