@@ -133,6 +133,7 @@ class ElasticModel(nn.Module):
     @torch.no_grad()
     def extract(self, subnet: Mapping) -> nn.Module:
         """A standalone model of the registry's class holding copies of the subnet's slices."""
-        model = build_model(self.name, **self.options(subnet))
+        like = next(self.supernet.parameters())  # the supernet's dtype and device
+        model = build_model(self.name, **self.options(subnet)).to(like)
         model.load_state_dict({k: v.clone() for k, v in self.sliced_state(subnet).items()})
         return model.train(self.training)
