@@ -1,0 +1,140 @@
+"""A search's result for people: the front as a terminal table and as a PNG (validation
+accuracy against energy per sample, the front joined, the hand-designed model marked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+COLUMNS = ("val acc", "energy", "params", "T", "depth", "dim", "heads", "mlp", "v_th", "tau")
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def _values(values) -> str:
+    if isinstance(values, list | tuple):
+        return ",".join(f"{v:.3g}" for v in values)
+    return "-" if values is None else f"{values:.3g}"
+
+
+def _params(count: int) -> str:
+    if count >= 100_000:
+        return f"{count / 1e6:.2f}M"
+    return f"{count / 1e3:.1f}k" if count >= 1000 else str(count)
+
+
+def _row(entry: dict) -> tuple[str, ...]:
+    subnet = entry["subnet"]
+    return (
+        f"{entry['val_accuracy'] * 100:.2f} %",
+        f"{entry['energy_uj']:.4g} µJ",
+        _params(entry["params"]),
+        str(entry["steps"]),
+        str(subnet.get("depth", "-")),
+        _values(subnet.get("embed_dim")),
+        _values(subnet.get("heads")),
+        _values(subnet.get("mlp_ratio")),
+        _values(subnet.get("v_threshold")),
+        _values(subnet.get("tau")),
+        f"{entry['fitness']:.4f}",
+    )
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(cells[i]) for cells in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(cell.rjust(w) for cell, w in zip(cells, widths, strict=True))
+        for cells in [header, *rows]
+    ]
+
+
+def format_result(result: dict) -> str:
+    """The front as a table, the fittest subnet and the reference under it."""
+    settings, validation = result["settings"], result["validation"]
+    where = result["space"] or f"a space of {result['model']}"
+    lines = [
+        f"{result['algorithm']} on {where}: {result['generations']} generations, "
+        f"{result['evaluated']} subnets evaluated in {format_duration(result['seconds'])} on "
+        f"{validation['samples']} validation samples",
+        f"front ({', '.join(settings['objectives'])} minimised): {len(result['front'])} subnets; "
+        f"fitness: {result['fitness_rule']}",
+    ]
+    header = ("#", *COLUMNS, "fitness")
+    rows = [(str(i + 1), *_row(entry)) for i, entry in enumerate(result["front"])]
+    named = [("best", result["best"]), ("largest", result["largest"])]
+    if result["reference"] is not None:
+        named.append((result["reference"]["name"], result["reference"]))
+    rows += [(name, *_row(entry)) for name, entry in named if entry is not None]
+    lines += _table(header, rows)
+    if result["reference"] is not None:
+        lines.append(
+            f"{result['reference']['name']}: the registry's hand-designed network, evaluated "
+            "like every subnet"
+        )
+    return "\n".join(lines)
+
+
+def plot_front(result: dict, path: str | Path) -> Path:
+    """Validation accuracy against energy per sample: every evaluated subnet, the front
+    joined, the fittest subnet and the hand-designed reference marked. Writes a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    if result["points"]:
+        energy, accuracy = zip(*result["points"], strict=True)
+        ax.scatter(energy, [a * 100 for a in accuracy], s=12, color="0.7", label="evaluated")
+    front = result["front"]
+    if front:
+        ax.plot(
+            [e["energy_uj"] for e in front],
+            [e["val_accuracy"] * 100 for e in front],
+            marker="o",
+            color="tab:blue",
+            label=f"front ({len(front)})",
+        )
+    reference = result["reference"]
+    if reference is not None:
+        ax.scatter(
+            [reference["energy_uj"]],
+            [reference["val_accuracy"] * 100],
+            marker="*",
+            s=180,
+            color="tab:red",
+            zorder=3,
+            label=f"{reference['name']} (hand-designed)",
+        )
+    best = result["best"]
+    if best is not None:
+        ax.scatter(
+            [best["energy_uj"]],
+            [best["val_accuracy"] * 100],
+            marker="D",
+            s=40,
+            facecolors="none",
+            edgecolors="black",
+            zorder=3,
+            label="fittest",
+        )
+    ax.set_xlabel(f"energy per sample (µJ, SNN, table {result['validation']['table']})")
+    ax.set_ylabel("validation accuracy (%)")
+    where = result["space"] or result["model"]
+    ax.set_title(f"{result['algorithm']} on {where}: {result['evaluated']} subnets", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
