@@ -93,15 +93,15 @@ def test_the_folder_rules(tmp_path):
 
 def test_a_search_of_tiny_real_models_and_its_outputs(tmp_path, capsys):
     evaluator = tiny_evaluator()
-    settings = SearchSettings(algorithm="nsga2", population=4, generations=2, seed=1)
+    settings = SearchSettings(algorithm="nsga2", population=3, generations=2, seed=1)
     result = run_search(evaluator.space, evaluator, settings, tmp_path)
     progress = capsys.readouterr().err.splitlines()
-    assert progress[0].startswith("generation 1/2: 4 subnets (4 measured)")
+    assert progress[0].startswith("generation 1/2: 3 subnets (3 measured)")
     assert "left" in progress[0] and "left" not in progress[1]
-    assert result["evaluated"] == 8 and result["generations"] == 2
+    assert result["evaluated"] == 6 and result["generations"] == 2
     # the front: the non-dominated points among all evaluated, by energy
     points = result["points"]
-    assert len(points) == 8
+    assert len(points) == 6
     expected = sorted(
         (points[i] for i in pareto_front(_as_objectives(points), ("error", "energy"))),
         key=lambda p: (p[0], -p[1]),
@@ -122,7 +122,7 @@ def test_a_search_of_tiny_real_models_and_its_outputs(tmp_path, capsys):
     with Image.open(tmp_path / PLOT_FILE) as image:
         assert image.format == "PNG" and image.size[0] > 300
     table = format_result(result).splitlines()
-    assert table[0].startswith("nsga2 on a space of spikformer: 2 generations, 8 subnets")
+    assert table[0].startswith("nsga2 on a space of spikformer: 2 generations, 6 subnets")
     assert len(table) == 3 + len(result["front"]) + 2  # header lines, front, best, largest
 
 

@@ -153,8 +153,7 @@ class SearchFolder:
         return self.path / STATE_FILE
 
     def __enter__(self) -> SearchFolder:
-        if self.path.exists() and not self.path.is_dir():
-            raise ValueError(f"--out {self.path} is a file; expected a search folder")
+        check_search_folder(self.path, self.resume)
         self.path.mkdir(parents=True, exist_ok=True)
         handle = open(self.path / LOCK_FILE, "a+")  # noqa: SIM115 (held until __exit__)
         try:
@@ -163,20 +162,32 @@ class SearchFolder:
             handle.close()
             raise ValueError(f"{self.path} is in use by another search") from None
         self._lock = handle
-        if self.resume and not self.state_path.is_file():
+        try:
+            check_search_folder(self.path, self.resume)  # again, now that it is ours
+        except ValueError:
             self.__exit__()
-            raise ValueError(f"--resume: no search state at {self.state_path}")
-        if not self.resume and self.state_path.is_file():
-            self.__exit__()
-            raise ValueError(
-                f"{self.path} already holds a search; pass --resume to continue it or pick --out"
-            )
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+
+def check_search_folder(out: str | Path, resume: bool) -> None:
+    """ValueError unless `out` can hold a new search (without resume) or holds one to
+    continue (with resume): a cheap check to make before loading models and data."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} is a file; expected a search folder")
+    state = path / STATE_FILE
+    if resume and not state.is_file():
+        raise ValueError(f"--resume: no search state at {state}")
+    if not resume and state.is_file():
+        raise ValueError(
+            f"{path} already holds a search; pass --resume to continue it or pick --out"
+        )
 
 
 def read_state(path: str | Path) -> dict:
