@@ -55,6 +55,8 @@ HELP = [
     (["bench", "sdn", "--help"], True),
     (["bench", "memory", "--help"], False),
     (["bench", "accuracy", "--help"], True),
+    (["supernet", "train", "--help"], True),
+    (["supernet", "extract", "--help"], True),
     (["version", "--help"], False),
 ]
 
@@ -96,6 +98,8 @@ def test_the_help_lists_every_command_and_each_has_a_module():
         "bench sdn",
         "bench memory",
         "bench accuracy",
+        "supernet train",
+        "supernet extract",
     }
     for command in COMMANDS:
         module = getattr(cli, "evaluate" if command.name == "eval" else command.name)

@@ -58,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{TrainConfig.lif_mode} unless it sets one; auto: the fastest, measured)",
     )
     parser.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help="start from the model weights of this checkpoint (or run folder: its best), e.g. "
+        "a subnet from `neurojoule supernet extract`; model options the config and --set leave "
+        "unset come from it; ignored by --resume (default: fresh weights)",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="no progress bars (the result is still printed)"
     )
 
@@ -66,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     import neurojoule.train as training
     from neurojoule.data import is_lm_task
     from neurojoule.train.config import default_config, load_config, written_for
-    from neurojoule.train.fit import format_train_result
+    from neurojoule.train.fit import format_train_result, with_init_model_options
 
     name = args.config or default_config(args.task)
     overrides = list(args.set or [])
@@ -75,8 +82,15 @@ def run(args: argparse.Namespace) -> int:
     if args.max_steps:
         overrides.append(f"optim.max_steps={args.max_steps}")
     config = load_config(
-        name, overrides, model=args.model, task=args.task, seed=args.seed, lif_mode=args.lif_mode
+        name,
+        overrides,
+        model=args.model,
+        task=args.task,
+        seed=args.seed,
+        lif_mode=args.lif_mode,
+        init=args.init,
     )
+    config = with_init_model_options(config)
     intended = written_for(name)
     if intended != config.task:
         print(

@@ -32,6 +32,10 @@ EVAL_LIF_MODES = NEURON_LIF_MODES  # evaluation runs one mode, named
 # cross-entropy (temporal efficient training, Deng et al., ICLR 2022), for models with
 # per-step outputs (`step_logits`); inference is the same either way
 LOSSES = ("ce", "tet")
+# how a supernet run (a config with a search space) draws subnets: "uniform", one subnet per
+# mini-batch drawn uniformly from the space (Auto-Spikformer's rule); "sandwich", the largest,
+# the smallest and two random subnets per mini-batch, their losses summed
+SAMPLING_RULES = ("uniform", "sandwich")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")  # Lightning's names
 SEED_MAX = 2**32 - 1  # numpy and Lightning take seeds in [0, 2**32)
 INT_MAX = 2**63 - 1  # what torch and Lightning count in
@@ -90,6 +94,14 @@ class TrainConfig:
     # checkpoints/last.ckpt is rewritten every this many optimizer steps (and at every epoch
     # end), so a killed run loses at most this many steps
     checkpoint_every_n_steps: int = 50
+    # a checkpoint whose model weights start a new run (fine-tuning); a resumed run takes its
+    # weights from last.ckpt instead
+    init: str | None = None
+    # a search space (a name of neurojoule.search or a YAML file): the run trains the
+    # weight-entangled supernet of the space's model (`neurojoule supernet train`), drawing
+    # subnets by `sampling`, one of SAMPLING_RULES
+    space: str | None = None
+    sampling: str = "uniform"
 
     def __post_init__(self):
         if isinstance(self.optim, Mapping):
@@ -100,6 +112,7 @@ class TrainConfig:
             ("eval_lif_mode", EVAL_LIF_MODES),
             ("loss", LOSSES),
             ("accelerator", ACCELERATORS),
+            ("sampling", SAMPLING_RULES),
         ):
             if getattr(self, name) not in choices:
                 raise ValueError(
@@ -113,6 +126,10 @@ class TrainConfig:
             raise ValueError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
         for name in ("checkpoint_every_n_steps", "limit_train_samples", "limit_eval_samples"):
             _check_positive_or_none(name, getattr(self, name))
+        if self.space is None and self.sampling != SAMPLING_RULES[0]:
+            raise ValueError(
+                f"sampling {self.sampling!r} draws subnets of a supernet: it needs a space"
+            )
         _check_task(self.task, self.task_options)
         _check_known_model(self.model)
 

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import lightning as L
@@ -28,8 +28,14 @@ from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, Timer, TQDM
 from lightning.pytorch.loggers import CSVLogger
 
 from neurojoule.train import lif_mode
-from neurojoule.train.checkpoints import AtomicCheckpointIO, best_checkpoint
+from neurojoule.train.checkpoints import (
+    AtomicCheckpointIO,
+    best_checkpoint,
+    read_checkpoint,
+    upgrade_config,
+)
 from neurojoule.train.config import TrainConfig
+from neurojoule.train.finite import non_finite_tensors
 from neurojoule.train.module import ClassifierModule
 from neurojoule.train.run_folder import RunFolder
 from neurojoule.train.splits import evaluation_loader, make_splits, training_loader
@@ -84,6 +90,8 @@ def fit_and_test(
     "min" or "max"), then test the best checkpoint."""
     train_set, val_set, test_set = splits
     batch = config.optim.batch_size
+    if config.init is not None and not folder.resume:  # a resumed run has its own weights
+        load_initial_weights(module.model, config.init)
     atomic_write_text(
         folder.path / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
     )
@@ -114,6 +122,54 @@ def fit_and_test(
     folder.add_seconds(seconds)
     test_metrics = {name: float(value) for name, value in (metrics[0] if metrics else {}).items()}
     return TrainResult(folder.path, tested, test_metrics, choice)
+
+
+def load_initial_weights(model: torch.nn.Module, checkpoint: str | Path) -> None:
+    """Copy the model weights of a training checkpoint (a run folder: its best one) into
+    `model`; a one-line ValueError where they do not fit it, by name or by shape."""
+    state = {
+        key.removeprefix("model."): value
+        for key, value in read_checkpoint(checkpoint)["state_dict"].items()
+        if key.startswith("model.")
+    }
+    where = f"init {checkpoint}"
+    bad = non_finite_tensors(state)
+    if bad:
+        raise ValueError(f"{where}: weight {bad[0]} holds NaN or Inf; expected finite numbers")
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in state]
+    extra = [name for name in state if name not in expected]
+    if missing or extra:
+        raise ValueError(
+            f"{where}: its weights do not fit the model: "
+            + "; ".join(
+                f"{what} {names[:3]}{' and more' if len(names) > 3 else ''}"
+                for what, names in (("the model has no", extra), ("it lacks", missing))
+                if names
+            )
+        )
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor) or value.shape != expected[name].shape:
+            shape = list(value.shape) if isinstance(value, torch.Tensor) else "no tensor"
+            raise ValueError(
+                f"{where}: its weights do not fit the model: {name} has shape {shape} there, "
+                f"{list(expected[name].shape)} in the model (set the model options of the "
+                "checkpoint's model)"
+            )
+    model.load_state_dict(state)
+
+
+def with_init_model_options(config: TrainConfig) -> TrainConfig:
+    """`config` with the model options of its init checkpoint beneath its own, where that
+    checkpoint holds the same model: `train MODEL --init CKPT` then builds the checkpoint's
+    shapes (an extracted subnet's, say) without restating them."""
+    if config.init is None:
+        return config
+    saved = upgrade_config(read_checkpoint(config.init)["hyper_parameters"]["config"])
+    options = saved.get("model_options")
+    if saved.get("model") != config.model or not isinstance(options, dict):
+        return config
+    return replace(config, model_options={**options, **config.model_options})
 
 
 def _settle_lif_mode(module, train_loader, config, folder, progress, loss_fn) -> dict | None:

@@ -27,12 +27,13 @@ from neurojoule.train.finite import check_finite, explain_non_finite
 class ClassifierModule(L.LightningModule):
     """Cross-entropy classification with AdamW (SSM kernel group apart), warm-up + cosine."""
 
-    def __init__(self, config: dict, task_info: dict):
+    def __init__(self, config: dict, task_info: dict, **hyper_parameters):
+        """`hyper_parameters`: more plain data for the checkpoints (a subclass's)."""
         super().__init__()
-        self.save_hyperparameters({"config": config, "task_info": task_info})
+        self.save_hyperparameters({"config": config, "task_info": task_info, **hyper_parameters})
         self.config = TrainConfig(**config)
-        self.model = build_model_for_task(self.config, TaskInfo(**task_info))
-        if self.config.loss == "tet" and not hasattr(self.model, "step_logits"):
+        self.model = self.build_model(TaskInfo(**task_info))
+        if self.config.loss == "tet" and not hasattr(self.trained_network(), "step_logits"):
             raise ValueError(
                 f"loss 'tet' needs a model with per-step outputs (spiking-mlp, spikformer), "
                 f"got {self.config.model!r}"
@@ -44,6 +45,14 @@ class ClassifierModule(L.LightningModule):
         # optimizer steps of the whole run, for the schedule; set by fit_and_test (Lightning's
         # estimate would build the training loader before a resumed run restores its position)
         self.total_steps: int | None = None
+
+    def build_model(self, info: TaskInfo) -> torch.nn.Module:
+        """The model this module trains (a subclass may build another kind)."""
+        return build_model_for_task(self.config, info)
+
+    def trained_network(self) -> torch.nn.Module:
+        """The network of the registry that is trained (a subclass may wrap it)."""
+        return self.model
 
     def forward(self, x):
         return self.model(x)
@@ -118,11 +127,15 @@ class ClassifierModule(L.LightningModule):
     # its own table and training resumes recording when validation ends.
     def _begin_stage(self, stage: str):
         if not self._hooks:
-            for name, module in self.model.named_modules():
+            for name, module in self.recorded_modules():
                 if isinstance(module, SpikingNeuron):
                     self._hooks.append(module.register_forward_hook(self._recorder(name)))
         self._stage = stage
         self._rates[stage] = {}
+
+    def recorded_modules(self):
+        """(name, module) of the modules whose spike rates validation and test record."""
+        return self.trained_network().named_modules()
 
     def _recorder(self, name: str):
         def hook(module, inputs, output):
@@ -200,20 +213,31 @@ def _numpy_state_as_tensors() -> tuple:
     return kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss
 
 
-def build_model_for_task(config: TrainConfig, info: TaskInfo) -> torch.nn.Module:
-    """The configured model with the task's input and output sizes."""
-    sizes = {"num_classes": info.num_classes, "paired": info.paired}
+def task_sizes(info: TaskInfo) -> dict:
+    """The model options a task decides: its classes and its input's size."""
     if info.image_size is not None:
-        sizes = {
+        return {
             "num_classes": info.num_classes,
             "in_channels": info.in_channels,
             "image_size": info.image_size,
         }
-    elif info.vocab_size is not None:
+    sizes = {"num_classes": info.num_classes, "paired": info.paired}
+    if info.vocab_size is not None:
         sizes["vocab_size"] = info.vocab_size
     else:
         sizes["in_channels"] = info.in_channels
-    model = build_model(config.model, **config.model_options, **sizes)
+    return sizes
+
+
+def build_model_for_task(config: TrainConfig, info: TaskInfo) -> torch.nn.Module:
+    """The configured model with the task's input and output sizes."""
+    if config.space is not None:
+        raise ValueError(
+            f"the config names a search space ({config.space}), so it is a supernet's: train "
+            "it with `neurojoule supernet train` and take models out of it with `neurojoule "
+            "supernet extract`"
+        )
+    model = build_model(config.model, **config.model_options, **task_sizes(info))
     if config.lif_mode != "auto":
         apply_lif_mode(model, config.lif_mode, config.model)
     return model
