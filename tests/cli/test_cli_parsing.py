@@ -57,6 +57,7 @@ HELP = [
     (["bench", "accuracy", "--help"], True),
     (["supernet", "train", "--help"], True),
     (["supernet", "extract", "--help"], True),
+    (["search", "--help"], True),
     (["version", "--help"], False),
 ]
 
@@ -100,6 +101,7 @@ def test_the_help_lists_every_command_and_each_has_a_module():
         "bench accuracy",
         "supernet train",
         "supernet extract",
+        "search",
     }
     for command in COMMANDS:
         module = getattr(cli, "evaluate" if command.name == "eval" else command.name)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from neurojoule.allocator import keep_freed_memory
-from neurojoule.cli import bench, configs, demo, models, sdn, supernet, train, version
+from neurojoule.cli import bench, configs, demo, models, sdn, search, supernet, train, version
 from neurojoule.cli import eval as evaluate
 from neurojoule.cli.parsing import DefaultsHelp, OneLineParser, add_commands, one_line
 
@@ -25,6 +25,7 @@ COMMANDS = (
     configs.COMMAND,
     sdn.COMMAND,
     supernet.COMMAND,
+    search.COMMAND,
     bench.COMMAND,
     version.COMMAND,
 )
