@@ -20,9 +20,13 @@ import sys
 from pathlib import Path
 
 import torch
+from scipy.stats import kendalltau
 
 from neurojoule.search.space import load_space
+from neurojoule.search.subnets import extract_subnet
 from neurojoule.train import evaluate, load_config, train
+
+RESULTS = Path(__file__).parent / "results_supernet_rank.json"
 
 SPACE = "spikformer-fmnist-cpu"
 SUBNETS = 8  # drawn, the smallest and the largest among them
@@ -67,13 +71,56 @@ def train_standalone(out: Path) -> list[dict]:
     return rows
 
 
+def inherited_accuracy(supernet_run: Path, out: Path) -> list[float]:
+    """Each subnet's test accuracy inherited from a supernet run: extracted, its batch norms
+    recalibrated on 8 training batches, tested on the standalone runs' test subset (the same
+    seeded 2000 images: both configs draw it with seed 0)."""
+    accuracies = []
+    for index, subnet in enumerate(subnets()):
+        checkpoint = out / "inherited" / supernet_run.name / f"subnet-{index}.ckpt"
+        if not checkpoint.is_file():
+            extract_subnet(supernet_run, subnet, checkpoint)
+        accuracies.append(evaluate(checkpoint)["accuracy"])
+    return accuracies
+
+
+def rank(supernet_runs: list[Path], out: Path) -> dict:
+    standalone = train_standalone(out)  # finished: evaluated only
+    reference = [row["test_accuracy"] for row in standalone]
+    rules = {}
+    for run in supernet_runs:
+        config = json.loads(json.dumps(load_config(run / "config.yaml").to_dict()))
+        inherited = inherited_accuracy(run, out)
+        tau, p_value = kendalltau(reference, inherited)
+        rules[config["sampling"]] = {
+            "kendall_tau": tau,
+            "p_value": p_value,
+            "supernet_run": str(run),
+            "supernet_config": config,
+            "inherited_test_accuracy": inherited,
+        }
+        print(f"{config['sampling']}: Kendall tau {tau:.3f} (p = {p_value:.3f})", file=sys.stderr)
+        for row, accuracy in zip(standalone, inherited, strict=True):
+            row.setdefault("inherited_test_accuracy", {})[config["sampling"]] = accuracy
+    return {"rules": rules, "subnets": standalone, "standalone_budget": BUDGET, "space": SPACE}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("stage", choices=["standalone"])
+    parser.add_argument("stage", choices=["standalone", "rank"])
+    parser.add_argument("supernets", nargs="*", type=Path, help="supernet run folders (rank)")
     parser.add_argument("--out", type=Path, default=Path("runs/supernet-rank"))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
-    train_standalone(args.out)
+    torch.set_num_threads(args.threads)
+    if args.stage == "standalone":
+        train_standalone(args.out)
+        return 0
+    if not args.supernets:
+        parser.error("rank needs at least one supernet run folder")
+    result = rank(args.supernets, args.out)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {RESULTS}", file=sys.stderr)
     return 0
 
 
