@@ -102,6 +102,7 @@ def test_the_help_lists_every_command_and_each_has_a_module():
         "supernet train",
         "supernet extract",
         "search",
+        "evolve weights",
     }
     for command in COMMANDS:
         module = getattr(cli, "evaluate" if command.name == "eval" else command.name)

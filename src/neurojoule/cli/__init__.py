@@ -13,7 +13,18 @@ import sys
 from collections.abc import Sequence
 
 from neurojoule.allocator import keep_freed_memory
-from neurojoule.cli import bench, configs, demo, models, sdn, search, supernet, train, version
+from neurojoule.cli import (
+    bench,
+    configs,
+    demo,
+    evolve,
+    models,
+    sdn,
+    search,
+    supernet,
+    train,
+    version,
+)
 from neurojoule.cli import eval as evaluate
 from neurojoule.cli.parsing import DefaultsHelp, OneLineParser, add_commands, one_line
 
@@ -26,6 +37,7 @@ COMMANDS = (
     sdn.COMMAND,
     supernet.COMMAND,
     search.COMMAND,
+    evolve.COMMAND,
     bench.COMMAND,
     version.COMMAND,
 )

@@ -113,11 +113,17 @@ def get_surrogate(spec: str | Surrogate) -> Surrogate:
 
 
 class _Spike(torch.autograd.Function):
+    generate_vmap_rule = True  # elementwise, so torch.func.vmap batches it (ES populations)
+
     @staticmethod
-    def forward(ctx, v: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
+    def forward(v: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
+        return (v >= 0).to(v.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        v, surrogate = inputs
         ctx.save_for_backward(v)
         ctx.surrogate = surrogate
-        return (v >= 0).to(v.dtype)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):

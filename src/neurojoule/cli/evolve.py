@@ -1,0 +1,115 @@
+"""neurojoule evolve weights MODEL --task TASK: a network's weights trained without gradients,
+by an evolution strategy whose population runs as one batched forward."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from neurojoule.cli.parsing import Command, add_json, positive_float, positive_int
+
+
+def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
+    from neurojoule.data.tasks import TASKS
+    from neurojoule.search.es import ESConfig
+    from neurojoule.search.weights import WeightEvolution
+
+    parser.add_argument("model", help="a classifier from `neurojoule models`, e.g. dense-snn")
+    parser.add_argument(
+        "--task", "--dataset", required=True, choices=TASKS, metavar="TASK", help="the task"
+    )
+    parser.add_argument(
+        "--config",
+        help="a config name (see `neurojoule configs`) or a YAML file for the task, model "
+        "options and sample limits (default: the task's config; its optim section is unused)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set model_options.hidden=[64] (repeatable; "
+        "default: none)",
+    )
+    parser.add_argument("--out", help="run folder (default runs/evolve-MODEL-TASK-seedN)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt"
+    )
+    for name, kind, what in (
+        ("population", positive_int, "members per generation, an even number"),
+        ("sigma", positive_float, "noise scale of the perturbations, in weight units"),
+        ("lr", positive_float, "Adam's learning rate on the mean"),
+    ):
+        parser.add_argument(f"--{name}", type=kind, default=getattr(ESConfig, name), help=what)
+    for name, what in (
+        ("generations", "generations to run"),
+        ("batch-size", "training samples per generation, the same for every member"),
+        ("eval-every", "validate the mean every this many generations"),
+    ):
+        field = name.replace("-", "_")
+        parser.add_argument(
+            f"--{name}", type=positive_int, default=getattr(WeightEvolution, field), help=what
+        )
+    parser.add_argument(
+        "--spike-cap",
+        type=positive_float,
+        help="a spike budget: spikes per sample above it cost fitness (default: none)",
+    )
+    parser.add_argument(
+        "--spike-penalty",
+        type=positive_float,
+        default=WeightEvolution.spike_penalty,
+        help="fitness lost per unit of relative excess over --spike-cap",
+    )
+    parser.add_argument(
+        "--loop",
+        action="store_true",
+        help="run the members one after another instead of one batched forward (slower; "
+        "for comparison)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress lines (the result is still printed)"
+    )
+    add_json(parser, "the result (history included)")
+
+
+def run_weights(args: argparse.Namespace) -> int:
+    from neurojoule.search.es import ESConfig
+    from neurojoule.search.weights import WeightEvolution, evolve_weights, format_evolution
+    from neurojoule.train.config import default_config, load_config
+
+    name = args.config or default_config(args.task)
+    config = load_config(
+        name, list(args.set or []), model=args.model, task=args.task, seed=args.seed
+    )
+    settings = WeightEvolution(
+        es=ESConfig(population=args.population, sigma=args.sigma, lr=args.lr),
+        generations=args.generations,
+        batch_size=args.batch_size,
+        eval_every=args.eval_every,
+        spike_cap=args.spike_cap,
+        spike_penalty=args.spike_penalty,
+        batched=not args.loop,
+    )
+    out = args.out or f"runs/evolve-{args.model}-{Path(name).stem}-seed{args.seed}"
+    result = evolve_weights(config, settings, out, resume=args.resume, progress=not args.quiet)
+    if args.json:
+        test = result["test"]
+        print(json.dumps({**result, "test": {**test, "energy": test["energy"].to_dict()}}))
+    else:
+        print(format_evolution(result))
+    return 0
+
+
+COMMAND = Command(
+    "evolve",
+    "evolutionary training without gradients",
+    subcommands=(
+        Command(
+            "weights",
+            "train a network's weights by an evolution strategy (OpenES, batched population)",
+            run=run_weights,
+            add_arguments=add_weights_arguments,
+        ),
+    ),
+)
