@@ -4,6 +4,7 @@ bad settings and a resume with other settings are one-line errors."""
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -71,6 +72,22 @@ def test_a_killed_evolution_resumes_to_the_uninterrupted_result(tmp_path):
     assert all(torch.equal(weights[k], expected_weights[k]) for k in weights)
 
 
+def test_two_processes_share_the_population_and_evolve_the_same_weights(tmp_path):
+    one = tmp_path / "one"
+    subprocess.run(_command(one, 20), check=True, capture_output=True, env=_env())
+    two = tmp_path / "two"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    launcher += ["--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
+    command = [*launcher, "-m", "neurojoule", *_command(two, 20)[3:], "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=_env())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["ranks"] == 2  # rank 0 alone printed its result
+    weights, history = _final(two)
+    expected_weights, expected_history = _final(one)
+    assert history == expected_history
+    assert all(torch.equal(weights[k], expected_weights[k]) for k in expected_weights)
+
+
 def test_the_run_folder_is_a_checkpoint_eval_reads(tmp_path, capsys):
     out = tmp_path / "run"
     assert main([*TINY, "--generations", "20", "--out", str(out), "--json"]) == 0
@@ -114,6 +131,12 @@ def _exit_code(argv) -> int:
         return main(argv)
     except SystemExit as stop:
         return stop.code
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _env():

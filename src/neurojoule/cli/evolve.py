@@ -93,6 +93,8 @@ def run_weights(args: argparse.Namespace) -> int:
     )
     out = args.out or f"runs/evolve-{args.model}-{Path(name).stem}-seed{args.seed}"
     result = evolve_weights(config, settings, out, resume=args.resume, progress=not args.quiet)
+    if result is None:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     if args.json:
         test = result["test"]
         print(json.dumps({**result, "test": {**test, "energy": test["energy"].to_dict()}}))

@@ -72,11 +72,11 @@ class Evaluator:
 
     @property
     def rank(self) -> int:
-        return _dist().get_rank() if _distributed() else 0
+        return rank_and_world()[0]
 
     @property
     def world_size(self) -> int:
-        return _dist().get_world_size() if _distributed() else 1
+        return rank_and_world()[1]
 
     def objectives(self, genomes: Sequence[Mapping]) -> list[Objectives]:
         """The objectives of each genome (a collective call under torch.distributed)."""
@@ -97,23 +97,11 @@ class Evaluator:
         return [self.cache[key] for key in keys]
 
     def _measure(self, todo: dict[str, dict]) -> None:
-        rank, world = self.rank, self.world_size
+        rank, world = rank_and_world()
         share = list(todo.items())[rank::world]
-        results: list = []
-        try:
-            for key, subnet in share:
-                results.append((key, self.measure(subnet).to_dict()))
-        except Exception as error:  # the other ranks wait in the gather: tell them
-            results = [("error", f"rank {rank}: {' '.join(str(error).split())}")]
-            if world == 1:
-                raise
-        gathered = [results]
-        if world > 1:
-            gathered = [None] * world
-            _dist().all_gather_object(gathered, results)
-        for part in gathered:
-            if part and part[0][0] == "error":
-                raise ValueError(f"evaluation failed on {part[0][1]}")
+        gathered = gathered_shares(
+            lambda: [(key, self.measure(subnet).to_dict()) for key, subnet in share]
+        )
         for part in gathered:
             for key, values in part:
                 self.cache[key] = Objectives.from_dict(values)
@@ -155,6 +143,32 @@ def _dist():
 def _distributed() -> bool:
     dist = _dist()
     return dist.is_available() and dist.is_initialized()
+
+
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of ranks ((0, 1) outside torch.distributed)."""
+    return (_dist().get_rank(), _dist().get_world_size()) if _distributed() else (0, 1)
+
+
+def gathered_shares(measure_share: Callable[[], object]) -> list:
+    """Every rank's result of `measure_share()`, in rank order (a collective call; alone, a
+    list of one). An error on any rank is raised on every rank, naming the rank, so that no
+    rank waits for a result that never comes."""
+    rank, world = rank_and_world()
+    try:
+        share = ("ok", measure_share())
+    except Exception as error:
+        if world == 1:
+            raise
+        share = ("error", f"rank {rank} of {world} failed: {' '.join(str(error).split())}")
+    gathered = [share]
+    if world > 1:
+        gathered = [None] * world
+        _dist().all_gather_object(gathered, share)
+    for status, value in gathered:
+        if status == "error":
+            raise ValueError(value)
+    return [value for _, value in gathered]
 
 
 def init_distributed() -> torch.device | None:

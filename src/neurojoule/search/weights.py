@@ -24,6 +24,12 @@ import yaml
 from torch.utils.data import Dataset
 
 from neurojoule.search.es import ESConfig, OpenES, Population, classification_fitness
+from neurojoule.search.evaluator import (
+    close_distributed,
+    gathered_shares,
+    init_distributed,
+    rank_and_world,
+)
 from neurojoule.train.config import TrainConfig
 from neurojoule.train.evaluation import evaluate
 from neurojoule.train.module import build_model_for_task
@@ -77,10 +83,14 @@ def accuracy(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor)
 
 
 class _Run:
-    """The state of one evolution: strategy, minibatch generator, history, best so far."""
+    """The state of one evolution: strategy, minibatch generator, history, best so far. Every
+    torch.distributed rank holds the same state; each runs its share of the population, and
+    rank 0 alone (the `writer`) writes the folder."""
 
-    def __init__(self, config: TrainConfig, settings: WeightEvolution, folder: RunFolder):
-        self.config, self.settings, self.folder = config, settings, folder
+    def __init__(
+        self, config: TrainConfig, settings: WeightEvolution, folder: RunFolder, writer: bool
+    ):
+        self.config, self.settings, self.folder, self.writer = config, settings, folder, writer
         train_set, val_set, _, self.info = make_splits(config)
         self.train, self.val = stacked(train_set), stacked(val_set)
         torch.manual_seed(config.seed)
@@ -98,13 +108,22 @@ class _Run:
         x, y = self.train
         index = torch.randint(len(y), (self.settings.batch_size,), generator=self.batches)
         vectors = self.es.ask()
-        logits, spikes = self.population.run(vectors, x[index], batched=self.settings.batched)
-        fitness = classification_fitness(
-            logits, y[index], spikes, self.settings.spike_cap, self.settings.spike_penalty
-        )
+        rank, world = rank_and_world()
+        share = vectors.tensor_split(world)[rank]
+        parts = gathered_shares(lambda: self._fitness(share, x[index], y[index]))
+        fitness, spikes = (torch.cat(values) for values in zip(*parts, strict=True))
         self.es.tell(fitness)
         self.generation += 1
         return {"fitness": float(fitness.mean()), "spikes": float(spikes.mean())}
+
+    def _fitness(self, vectors, x, y) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(vectors) == 0:  # more ranks than members
+            return torch.empty(0, dtype=torch.float64), torch.empty(0)
+        logits, spikes = self.population.run(vectors, x, batched=self.settings.batched)
+        fitness = classification_fitness(
+            logits, y, spikes, self.settings.spike_cap, self.settings.spike_penalty
+        )
+        return fitness.double(), spikes
 
     def validate(self, step: dict) -> dict:
         self.population.assign(self.es.mean.detach())
@@ -118,6 +137,8 @@ class _Run:
         self.history.append(row)
         if row["val_accuracy"] > self.best["val_accuracy"]:
             self.best = {"val_accuracy": row["val_accuracy"], "generation": self.generation}
+            if not self.writer:
+                return row
             for old in self.folder.checkpoints.glob("best-*.ckpt"):
                 old.unlink()
             self._write(self.folder.checkpoints / f"best-generation={self.generation}.ckpt")
@@ -125,7 +146,8 @@ class _Run:
 
     def save(self) -> None:
         self.population.assign(self.es.mean.detach())
-        self._write(self.folder.last, with_state=True)
+        if self.writer:
+            self._write(self.folder.last, with_state=True)
 
     def _write(self, path: Path, with_state: bool = False) -> None:
         checkpoint = {
@@ -174,22 +196,40 @@ def _plain(values: dict) -> dict:
 
 def evolve_weights(
     config: TrainConfig, settings: WeightEvolution, out: str | Path, resume: bool, progress: bool
-) -> dict:
-    """Run (or resume) the evolution into the run folder `out`; test the best mean."""
-    with RunFolder(out, resume) as folder:
-        atomic_write_text(
-            folder.path / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
-        )
-        run = _Run(config, settings, folder)
-        _evolve(run, progress)
-        best = folder.checkpoints / f"best-generation={run.best['generation']}.ckpt"
-        tested = evaluate(best, split="test")
+) -> dict | None:
+    """Run (or resume) the evolution into the run folder `out` and test the best mean. Under
+    torchrun the ranks share each population; rank 0 holds and writes the folder and returns
+    the result, the others return None. A refusal on any rank (the folder in use, a resume
+    with other settings) stops every rank."""
+    init_distributed()
+    rank, world = rank_and_world()
+    folder = RunFolder(out, resume)
+    runs: list[_Run] = []
+
+    def start() -> None:
+        if rank == 0:
+            folder.__enter__()
+            text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+            atomic_write_text(folder.path / "config.yaml", text)
+        runs.append(_Run(config, settings, folder, writer=rank == 0))
+
+    try:
+        gathered_shares(start)
+        (run,) = runs
+        _evolve(run, progress and rank == 0)
+        if rank != 0:
+            return None
+        tested = evaluate(folder.checkpoints / f"best-generation={run.best['generation']}.ckpt")
+    finally:
+        folder.__exit__(None, None, None)
+        close_distributed()
     return {
         "run": str(folder.path),
         "generations": run.generation,
         "train_seconds": run.seconds,
         "population": settings.es.population,
         "parameters": run.population.dim,
+        "ranks": world,
         "best": run.best,
         "history": run.history,
         "test": tested,
