@@ -103,6 +103,7 @@ def test_the_help_lists_every_command_and_each_has_a_module():
         "supernet extract",
         "search",
         "evolve weights",
+        "evolve neurons",
     }
     for command in COMMANDS:
         module = getattr(cli, "evaluate" if command.name == "eval" else command.name)

@@ -103,6 +103,63 @@ def run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_neurons_arguments(parser: argparse.ArgumentParser) -> None:
+    from neurojoule.search.neurons import GENES, NeuronSearch
+
+    parser.add_argument(
+        "checkpoint", help="a trained checkpoint or run folder (its best checkpoint)"
+    )
+    parser.add_argument(
+        "--genes",
+        default=",".join(NeuronSearch.genes),
+        help=f"what to evolve, some of {','.join(GENES)}: per LIF layer a factor on its "
+        "thresholds and on its time constant; a factor on T (direct-encoded image models)",
+    )
+    for name, kind, what in (
+        ("population", positive_int, "CMA-ES settings per generation"),
+        ("generations", positive_int, "CMA-ES generations"),
+        ("sigma", positive_float, "CMA-ES initial step size, in log-factor units"),
+        ("val-limit", positive_int, "validation samples every setting is measured on"),
+    ):
+        field = name.replace("-", "_")
+        parser.add_argument(f"--{name}", type=kind, default=getattr(NeuronSearch, field), help=what)
+    parser.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=NeuronSearch.max_accuracy_drop * 100,
+        metavar="POINTS",
+        help="validation accuracy may fall this many points below the trained network's",
+    )
+    parser.add_argument("--out", help="search folder (default runs/neurons-RUN-seedN)")
+    parser.add_argument("--resume", action="store_true", help="continue OUT/search.pkl")
+    parser.add_argument("--plot", metavar="PNG", help="also plot the front (default: none)")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress lines (the result is still printed)"
+    )
+    add_json(parser, "the result")
+
+
+def run_neurons(args: argparse.Namespace) -> int:
+    from neurojoule.search.front import plot_front
+    from neurojoule.search.neurons import NeuronSearch, evolve_neurons, format_neuron_result
+
+    search = NeuronSearch(
+        genes=tuple(g.strip() for g in args.genes.split(",")),
+        population=args.population,
+        generations=args.generations,
+        sigma=args.sigma,
+        val_limit=args.val_limit,
+        max_accuracy_drop=args.max_accuracy_drop / 100,
+        seed=args.seed,
+    )
+    out = args.out or f"runs/neurons-{Path(args.checkpoint).stem}-seed{args.seed}"
+    result = evolve_neurons(args.checkpoint, search, out, args.resume, not args.quiet)
+    if args.plot:
+        plot_front(result, args.plot)
+    print(json.dumps(result) if args.json else format_neuron_result(result))
+    return 0
+
+
 COMMAND = Command(
     "evolve",
     "evolutionary training without gradients",
@@ -112,6 +169,12 @@ COMMAND = Command(
             "train a network's weights by an evolution strategy (OpenES, batched population)",
             run=run_weights,
             add_arguments=add_weights_arguments,
+        ),
+        Command(
+            "neurons",
+            "evolve the neuron parameters of a trained network, weights frozen (CMA-ES)",
+            run=run_neurons,
+            add_arguments=add_neurons_arguments,
         ),
     ),
 )

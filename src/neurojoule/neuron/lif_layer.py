@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -284,3 +285,58 @@ def lif_mode(module: nn.Module, mode: str | Mapping[str, str]) -> Iterator[dict[
 def _check_mode(mode: str) -> None:
     if mode not in LIF_MODES:
         raise ValueError(f"LIF mode must be one of {LIF_MODES}, got {mode!r}")
+
+
+NEURON_SCALES = ("threshold", "time")
+
+
+def scale_neurons(module: nn.Module, scales: Mapping[str, Mapping[str, float]]) -> None:
+    """Scale the parameters of the LIF layers named in `scales` (qualified names, as
+    lif_layers gives them), every neuron of each layer alike: {"threshold": s} multiplies its
+    thresholds by s, {"time": b} multiplies its time constant by b (input decay: tau -> b tau,
+    at least 1; multiplicative decay: decay -> decay^(1/b), the same factor on the time
+    constant of decay = exp(-1/tau)). Learned and fixed values alike; an unknown layer or
+    scale, or a scale that is not a finite number > 0, is a ValueError."""
+    layers = lif_layers(module)
+    for name, layer_scales in scales.items():
+        if name not in layers:
+            raise ValueError(f"no LIF layer named {name!r}; the model has {_few(layers)}")
+        unknown = sorted(set(layer_scales) - set(NEURON_SCALES))
+        if unknown:
+            raise ValueError(f"unknown neuron scales {unknown}; expected {list(NEURON_SCALES)}")
+        for kind, value in layer_scales.items():
+            if isinstance(value, bool) or not (isinstance(value, int | float) and value > 0):
+                raise ValueError(f"{kind} scale of {name} must be a number > 0, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{kind} scale of {name} must be finite, got {value}")
+        threshold, time = (layer_scales.get(kind, 1.0) for kind in NEURON_SCALES)
+        _scale_layer(layers[name], threshold, time)
+
+
+@torch.no_grad()
+def _scale_layer(layer: LIF, threshold: float, time: float) -> None:
+    if hasattr(layer, "ln_vth"):
+        layer.ln_vth.add_(math.log(threshold))
+    else:
+        layer.spec = replace(layer.spec, v_threshold=layer.spec.v_threshold * threshold)
+    if time == 1.0:
+        return
+    if layer.decay_form == "input":
+        rate = 1.0 / (torch.as_tensor(layer.tau) * time).clamp(min=1.0)
+        field = "tau"
+    else:
+        rate = torch.as_tensor(layer.decay) ** (1.0 / time)
+        field = "decay"
+    if layer.learns_decay:
+        layer.decay_logit.copy_(torch.logit(rate, eps=1e-6))
+    else:
+        value = float(1.0 / rate) if field == "tau" else float(rate)
+        layer.spec = replace(layer.spec, **{field: value})
+    layer.__dict__["_sdn"] = None  # an SDN stands in for one decay only
+    if layer.mode == "sdn":
+        layer.mode = "bptt"
+
+
+def _few(names) -> str:
+    names = list(names)
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")

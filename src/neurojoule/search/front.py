@@ -112,7 +112,7 @@ def plot_front(result: dict, path: str | Path) -> Path:
             s=180,
             color="tab:red",
             zorder=3,
-            label=f"{reference['name']} (hand-designed)",
+            label=reference.get("label", f"{reference['name']} (hand-designed)"),
         )
     best = result["best"]
     if best is not None:
@@ -129,7 +129,8 @@ def plot_front(result: dict, path: str | Path) -> Path:
     ax.set_xlabel(f"energy per sample (µJ, SNN, table {result['validation']['table']})")
     ax.set_ylabel("validation accuracy (%)")
     where = result["space"] or result["model"]
-    ax.set_title(f"{result['algorithm']} on {where}: {result['evaluated']} subnets", fontsize=10)
+    noun = result.get("evaluated_noun", "subnets")
+    ax.set_title(f"{result['algorithm']} on {where}: {result['evaluated']} {noun}", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

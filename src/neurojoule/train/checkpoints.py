@@ -20,6 +20,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from neurojoule.data.tasks import TaskInfo
+from neurojoule.neuron.lif_layer import scale_neurons
 from neurojoule.train.config import TrainConfig
 from neurojoule.train.finite import non_finite_tensors
 from neurojoule.train.module import build_model_for_task
@@ -200,4 +201,10 @@ def load_checkpoint(path: str | Path) -> tuple[TrainConfig, TaskInfo, torch.nn.M
         raise ValueError(
             f"{path}: weights do not fit the model its config builds: {first_line}"
         ) from None
+    scales = hparams.get("neuron_scales")  # written by `neurojoule evolve neurons`
+    if scales is not None:
+        try:
+            scale_neurons(model, scales)
+        except (ValueError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path}: bad neuron_scales: {error}") from None
     return config, info, model.eval()
