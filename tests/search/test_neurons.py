@@ -163,3 +163,11 @@ def _without_paths(value):
     if isinstance(value, dict):
         return {k: _without_paths(v) for k, v in value.items() if k != "checkpoint"}
     return value
+
+
+@pytest.mark.parametrize("drop", ["nan", "-1", "100", "half"])
+def test_a_bad_accuracy_drop_is_a_one_line_error(drop, capsys):
+    with pytest.raises(SystemExit):
+        main(["evolve", "neurons", "run", "--max-accuracy-drop", drop])
+    err = capsys.readouterr().err
+    assert "expected accuracy points in [0, 100)" in err and len(err.strip().splitlines()) == 1

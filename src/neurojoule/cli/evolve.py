@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from neurojoule.cli.parsing import Command, add_json, positive_float, positive_int
@@ -103,6 +104,17 @@ def run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def accuracy_points(text: str) -> float:
+    """Points of accuracy, a number in [0, 100)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 100:
+        raise argparse.ArgumentTypeError(f"expected accuracy points in [0, 100), got {text!r}")
+    return value
+
+
 def add_neurons_arguments(parser: argparse.ArgumentParser) -> None:
     from neurojoule.search.neurons import GENES, NeuronSearch
 
@@ -125,7 +137,7 @@ def add_neurons_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name}", type=kind, default=getattr(NeuronSearch, field), help=what)
     parser.add_argument(
         "--max-accuracy-drop",
-        type=float,
+        type=accuracy_points,
         default=NeuronSearch.max_accuracy_drop * 100,
         metavar="POINTS",
         help="validation accuracy may fall this many points below the trained network's",
