@@ -18,7 +18,7 @@ import torch
 from neurojoule.cli import main
 from neurojoule.models.registry import build_model
 from neurojoule.neuron.lif_layer import LIF, lif_layers, scale_neurons
-from neurojoule.search.neurons import NeuronGenome, NeuronSearch, with_setting
+from neurojoule.search.neurons import GRID, NeuronGenome, NeuronSearch, with_setting
 from neurojoule.train.checkpoints import load_checkpoint
 
 torch.set_num_threads(2)
@@ -134,9 +134,11 @@ def test_with_accuracy_free_cma_es_raises_every_threshold_toward_its_limit(
     assert min(factors) > 2.5, factors
 
 
-def test_a_killed_search_resumes_to_the_uninterrupted_result(trained, tmp_path):
+@pytest.mark.parametrize("algorithm", ["cma-es", "nsga2"])
+def test_a_killed_search_resumes_to_the_uninterrupted_result(trained, tmp_path, algorithm):
     def command(out):
         argv = [sys.executable, "-m", "neurojoule", "evolve", "neurons", str(trained)]
+        argv += ["--algorithm", algorithm]
         argv += ["--generations", "8", "--population", "4", "--val-limit", "200", "--quiet"]
         return [*argv, "--out", str(out), "--json"]
 
@@ -171,3 +173,18 @@ def test_a_bad_accuracy_drop_is_a_one_line_error(drop, capsys):
         main(["evolve", "neurons", "run", "--max-accuracy-drop", drop])
     err = capsys.readouterr().err
     assert "expected accuracy points in [0, 100)" in err and len(err.strip().splitlines()) == 1
+
+
+def test_nsga2_chooses_factors_from_the_grid(trained, tmp_path, capsys):
+    argv = ["evolve", "neurons", str(trained), "--algorithm", "nsga2", "--quiet", "--json"]
+    argv += ["--generations", "3", "--population", "6", "--val-limit", "100"]
+    assert main([*argv, "--out", str(tmp_path / "search")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    factors = {
+        factor
+        for entry in result["front"]
+        for scales in entry["setting"]["scales"].values()
+        for factor in scales.values()
+    }
+    assert factors and factors <= set(GRID)
+    assert result["algorithm"] == "nsga2" and result["evaluated"] > 6

@@ -116,7 +116,7 @@ def accuracy_points(text: str) -> float:
 
 
 def add_neurons_arguments(parser: argparse.ArgumentParser) -> None:
-    from neurojoule.search.neurons import GENES, NeuronSearch
+    from neurojoule.search.neurons import ALGORITHMS, GENES, GRID, NeuronSearch
 
     parser.add_argument(
         "checkpoint", help="a trained checkpoint or run folder (its best checkpoint)"
@@ -127,9 +127,16 @@ def add_neurons_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"what to evolve, some of {','.join(GENES)}: per LIF layer a factor on its "
         "thresholds and on its time constant; a factor on T (direct-encoded image models)",
     )
+    parser.add_argument(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default=NeuronSearch.algorithm,
+        help="cma-es: continuous factors, the fittest within the accuracy drop; nsga2: factors "
+        f"from {', '.join(map(str, GRID))} on validation error and energy",
+    )
     for name, kind, what in (
-        ("population", positive_int, "CMA-ES settings per generation"),
-        ("generations", positive_int, "CMA-ES generations"),
+        ("population", positive_int, "settings per generation"),
+        ("generations", positive_int, "generations"),
         ("sigma", positive_float, "CMA-ES initial step size, in log-factor units"),
         ("val-limit", positive_int, "validation samples every setting is measured on"),
     ):
@@ -157,6 +164,7 @@ def run_neurons(args: argparse.Namespace) -> int:
 
     search = NeuronSearch(
         genes=tuple(g.strip() for g in args.genes.split(",")),
+        algorithm=args.algorithm,
         population=args.population,
         generations=args.generations,
         sigma=args.sigma,
@@ -184,7 +192,7 @@ COMMAND = Command(
         ),
         Command(
             "neurons",
-            "evolve the neuron parameters of a trained network, weights frozen (CMA-ES)",
+            "evolve the neuron parameters of a trained network, weights frozen (CMA-ES or NSGA-II)",
             run=run_neurons,
             add_arguments=add_neurons_arguments,
         ),

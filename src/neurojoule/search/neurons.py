@@ -4,9 +4,10 @@
 The genes are log-scales: per LIF layer a factor on its thresholds and one on its time
 constant (neuron.lif_layer.scale_neurons: every neuron of the layer alike, learned values
 included), and for a direct-encoded image model a factor on T (rounded). CMA-ES (the `cma`
-package) searches them from the trained setting (all factors 1) to minimise the energy per
-sample measured on the validation split, with accuracy kept within `max_accuracy_drop` of
-the trained network's: fitness = E / E_0 + 100 x max(0, acc_0 - drop - acc). Every setting
+package) searches continuous factors from the trained setting (all factors 1) to minimise
+fitness = E / E_0 + 100 x max(0, acc_0 - drop - acc), the energy per sample measured on the
+validation split with accuracy kept within `max_accuracy_drop` of the trained network's;
+NSGA-II (pymoo) searches factors from a grid on validation error and energy. Every setting
 evaluated is kept; the result is the front of validation accuracy against energy, and the
 fittest setting written as a checkpoint (the trained one with `neuron_scales` and T) that
 `neurojoule eval` reads.
@@ -37,19 +38,23 @@ from neurojoule.train.run_folder import RunFolder
 from neurojoule.util.files import atomic_writer
 
 GENES = (*NEURON_SCALES, "steps")
+ALGORITHMS = ("cma-es", "nsga2")
 SCALE_LIMIT = 4.0  # each factor within [1/4, 4]
+GRID = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # the factors NSGA-II chooses from
 STATE_FILE = "search.pkl"
 CHOSEN_FILE = "chosen.ckpt"
 
 
 @dataclass(frozen=True)
 class NeuronSearch:
-    """What to evolve and how long: `genes` among GENES; CMA-ES with `population` settings per
-    generation and step size `sigma` (in log-scale units), `generations` generations; the
-    fitness on `val_limit` validation samples with accuracy kept within `max_accuracy_drop`
-    (a fraction: 0.005 is half a point) of the trained network's."""
+    """What to evolve and how: `genes` among GENES; `algorithm` CMA-ES (continuous factors,
+    initial step size `sigma` in log-factor units) or NSGA-II (factors from GRID, on accuracy
+    and energy), `population` settings for `generations` generations, measured on `val_limit`
+    validation samples; the chosen setting keeps accuracy within `max_accuracy_drop` (a
+    fraction: 0.005 is half a point) of the trained network's."""
 
     genes: tuple[str, ...] = ("threshold", "time")
+    algorithm: str = "cma-es"
     population: int = 12
     generations: int = 15
     sigma: float = 0.3
@@ -61,6 +66,8 @@ class NeuronSearch:
         unknown = sorted(set(self.genes) - set(GENES))
         if unknown or not self.genes:
             raise ValueError(f"genes must be some of {list(GENES)}, got {list(self.genes)}")
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {list(ALGORITHMS)}, got {self.algorithm}")
         for name in ("population", "generations"):
             if getattr(self, name) < 2:
                 raise ValueError(f"{name} must be >= 2, got {getattr(self, name)}")
@@ -121,8 +128,6 @@ def _key(setting: dict) -> str:
 
 class _Search:
     def __init__(self, checkpoint, search: NeuronSearch, folder: RunFolder):
-        import cma
-
         self.checkpoint, self.search, self.folder = checkpoint, search, folder
         self.config, _, self.model = load_checkpoint(checkpoint)
         self.genome = NeuronGenome(self.model, search.genes)
@@ -130,10 +135,8 @@ class _Search:
         self.batches = validation_batches(val, self.config.optim.batch_size)
         self.cache: dict[str, dict] = {}
         self.trained = self.evaluate(self.genome.decode(np.zeros(self.genome.dim)))
-        # no `bounds` option (cma 4.x fails with it when a step size meets its limit): the
-        # genome clips each factor to [1/4, 4] instead
-        options = {"popsize": search.population, "seed": search.seed + 1, "verbose": -9}
-        self.es = cma.CMAEvolutionStrategy(np.zeros(self.genome.dim), search.sigma, options)
+        strategies = {"cma-es": CMAStrategy, "nsga2": GridNSGA2}
+        self.es = strategies[search.algorithm](self.genome.dim, search)
         self.generation, self.seconds = 0, 0.0
         if folder.resume:
             self._load()
@@ -154,7 +157,7 @@ class _Search:
     def step(self) -> None:
         vectors = self.es.ask()
         entries = [self.evaluate(self.genome.decode(v)) for v in vectors]
-        self.es.tell(vectors, [self.fitness(e) for e in entries])
+        self.es.tell(entries, self.fitness)
         self.generation += 1
 
     def best(self) -> dict:
@@ -187,6 +190,65 @@ class _Search:
         self.es, self.cache = state["es"], state["cache"]
         np.random.set_state(state["numpy_random"])
         self.generation, self.seconds = state["generation"], state["seconds"]
+
+
+class CMAStrategy:
+    """CMA-ES (the `cma` package) from every factor 1, minimising the search's fitness."""
+
+    def __init__(self, dim: int, search: NeuronSearch):
+        import cma
+
+        # no `bounds` option (cma 4.x fails with it when a step size meets its limit): the
+        # genome clips each factor to [1/4, 4] instead
+        options = {"popsize": search.population, "seed": search.seed + 1, "verbose": -9}
+        self.cma = cma.CMAEvolutionStrategy(np.zeros(dim), search.sigma, options)
+        self._asked = None
+
+    def ask(self) -> list[np.ndarray]:
+        self._asked = self.cma.ask()
+        return self._asked
+
+    def tell(self, entries: list[dict], fitness) -> None:
+        self.cma.tell(self._asked, [fitness(e) for e in entries])
+
+
+class GridNSGA2:
+    """NSGA-II (pymoo) over factors from GRID, on validation error and energy: a factor is
+    an integer index into the grid (rounded crossover and mutation), duplicates removed."""
+
+    def __init__(self, dim: int, search: NeuronSearch):
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from pymoo.core.problem import Problem
+        from pymoo.operators.crossover.sbx import SBX
+        from pymoo.operators.mutation.pm import PM
+        from pymoo.operators.repair.rounding import RoundingRepair
+        from pymoo.operators.sampling.rnd import IntegerRandomSampling
+        from pymoo.termination.max_gen import MaximumGenerationTermination
+
+        self.problem = Problem(n_var=dim, n_obj=2, xl=0, xu=len(GRID) - 1, vtype=int)
+        self.algorithm = NSGA2(
+            pop_size=search.population,
+            sampling=IntegerRandomSampling(),
+            crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
+            mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
+            eliminate_duplicates=True,
+        )
+        termination = MaximumGenerationTermination(search.generations)
+        self.algorithm.setup(self.problem, termination=termination, seed=search.seed + 1)
+        self._asked = None
+
+    def ask(self) -> list[np.ndarray]:
+        self._asked = self.algorithm.ask()
+        indices = np.rint(self._asked.get("X")).astype(int)
+        return list(np.log(np.asarray(GRID))[indices])
+
+    def tell(self, entries: list[dict], fitness) -> None:
+        from pymoo.core.evaluator import Evaluator
+        from pymoo.problems.static import StaticProblem
+
+        values = [(1 - e["objectives"]["accuracy"], e["objectives"]["energy_uj"]) for e in entries]
+        Evaluator().eval(StaticProblem(self.problem, F=np.array(values)), self._asked)
+        self.algorithm.tell(infills=self._asked)
 
 
 def evolve_neurons(
@@ -279,7 +341,7 @@ def _result(run: _Search, best: dict, before: dict, after: dict, out: Path) -> d
         "model": run.config.model,
         "task": run.config.task,
         "checkpoint": str(run.checkpoint),
-        "algorithm": "cma-es",
+        "algorithm": run.search.algorithm,
         "space": None,
         "evaluated_noun": "neuron settings",
         "settings": {**dataclasses.asdict(run.search), "genes": list(run.search.genes)},
@@ -299,7 +361,7 @@ def _result(run: _Search, best: dict, before: dict, after: dict, out: Path) -> d
 def format_neuron_result(result: dict) -> str:
     """The front as a table, then the trained and the chosen network on the test split."""
     lines = [
-        f"CMA-ES on the neuron parameters of {result['model']} ({result['task']}): "
+        f"{result['algorithm']} on the neuron parameters of {result['model']} ({result['task']}): "
         f"{result['generations']} generations, {result['evaluated']} settings evaluated in "
         f"{result['seconds']:.0f} s on {result['validation']['samples']} validation samples",
         f"front (validation accuracy against energy per sample): {len(result['front'])} settings",
