@@ -8,13 +8,15 @@ unfinished one resumes. Their test accuracy (the best checkpoint on the same see
 test subset) is the reference ranking. `python benchmarks/supernet_rank.py rank SUPERNET_RUN
 [SUPERNET_RUN ...]` evaluates each subnet inherited from each supernet run (extracted, batch
 norms recalibrated on training batches) on the same test subset, and writes the Kendall rank
-correlation per sampling rule to benchmarks/results_supernet_rank.json.
+correlation per sampling rule to benchmarks/results_supernet_rank.json, with that of a
+training-free proxy (SNASNet's Hamming score of each subnet at initialisation).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 from pathlib import Path
@@ -22,9 +24,12 @@ from pathlib import Path
 import torch
 from scipy.stats import kendalltau
 
+from neurojoule.models import build_model
+from neurojoule.search.proxy import hamming_score
 from neurojoule.search.space import load_space
 from neurojoule.search.subnets import extract_subnet
 from neurojoule.train import evaluate, load_config, train
+from neurojoule.train.splits import make_splits
 
 RESULTS = Path(__file__).parent / "results_supernet_rank.json"
 
@@ -84,6 +89,22 @@ def inherited_accuracy(supernet_run: Path, out: Path) -> list[float]:
     return accuracies
 
 
+def proxy_scores(seeds: int = 3, batch: int = 64) -> list[float]:
+    """Each subnet's SNASNet score at initialisation (search.proxy), the mean over `seeds`
+    initialisations, on the first `batch` images of the standalone runs' training subset."""
+    config = load_config("fashion-mnist", BUDGET, model="spikformer")
+    train_set = make_splits(config)[0]
+    images = torch.stack([train_set[i][0] for i in range(batch)])
+    scores = []
+    for subnet in subnets():
+        values = []
+        for seed in range(seeds):
+            torch.manual_seed(seed)
+            values.append(hamming_score(build_model("spikformer", **subnet), images))
+        scores.append(sum(values) / seeds)
+    return scores
+
+
 def rank(supernet_runs: list[Path], out: Path) -> dict:
     standalone = train_standalone(out)  # finished: evaluated only
     reference = [row["test_accuracy"] for row in standalone]
@@ -102,7 +123,19 @@ def rank(supernet_runs: list[Path], out: Path) -> dict:
         print(f"{config['sampling']}: Kendall tau {tau:.3f} (p = {p_value:.3f})", file=sys.stderr)
         for row, accuracy in zip(standalone, inherited, strict=True):
             row.setdefault("inherited_test_accuracy", {})[config["sampling"]] = accuracy
-    return {"rules": rules, "subnets": standalone, "standalone_budget": BUDGET, "space": SPACE}
+    scores = proxy_scores()
+    tau, p_value = kendalltau(reference, scores)
+    proxy = {"name": "SNASNet Hamming score at initialisation", "kendall_tau": tau}
+    # -inf (two inputs with identical codes in every layer) ranks lowest; JSON has no -inf
+    proxy |= {"p_value": p_value, "scores": [x if math.isfinite(x) else None for x in scores]}
+    print(f"training-free proxy: Kendall tau {tau:.3f} (p = {p_value:.3f})", file=sys.stderr)
+    return {
+        "rules": rules,
+        "proxy": proxy,
+        "subnets": standalone,
+        "standalone_budget": BUDGET,
+        "space": SPACE,
+    }
 
 
 def main(argv: list[str]) -> int:
