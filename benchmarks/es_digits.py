@@ -9,10 +9,11 @@ budget met by the ES fitness.
 2. `neurojoule evolve weights dense-snn --task digits` (hidden 64, T = 4: 4874 weights) for
    --generations generations, tested on the whole test split: accuracy, spikes and energy per
    image, wall seconds.
-3. `neurojoule train dense-snn --task digits`, the same network and data, for as many epochs as
-   fit in the ES run's wall time (seconds per epoch measured on a short first run).
+3. `neurojoule train dense-snn --task digits`, the same network and data, for as many steps as
+   fit in the ES run's wall time (seconds per step measured on a first run of 100 steps).
 4. The ES again with --spike-cap at half the spikes per image of run 2: is the cap met on the
    test split, and at what accuracy?
+5. Steps 2 and 3 on Fashion-MNIST with the same shape of network (784 -> 64 -> 10).
 Writes benchmarks/results_es_digits.json and the two training curves as es_digits.png.
 """
 
@@ -37,6 +38,9 @@ HERE = Path(__file__).parent
 RESULTS = HERE / "results_es_digits.json"
 PLOT = HERE / "es_digits.png"
 NETWORK = ["--set", "model_options.hidden=[64]", "--set", "model_options.steps=4"]
+# the same network shape on 28x28 Fashion-MNIST: 784 -> 64 LIF -> 10, 50890 weights
+FASHION = ["--task", "fashion-mnist", *NETWORK]
+DIGITS = ["--task", "digits", *NETWORK]
 NEUROJOULE = [sys.executable, "-m", "neurojoule"]
 
 
@@ -68,9 +72,9 @@ def neurojoule(argv: list[str], log: Path) -> tuple[dict, float]:
     return done.stdout, time.perf_counter() - start
 
 
-def evolve(work: Path, name: str, generations: int, extra: list[str]) -> dict:
+def evolve(work: Path, name: str, case: list[str], generations: int, extra: list[str]) -> dict:
     out = work / name
-    argv = ["evolve", "weights", "dense-snn", "--task", "digits", *NETWORK, "--out", str(out)]
+    argv = ["evolve", "weights", "dense-snn", *case, "--out", str(out)]
     argv += ["--generations", str(generations), "--json", *extra]
     stdout, wall = neurojoule(argv, work / f"{name}.log")
     result = json.loads(stdout)
@@ -87,34 +91,37 @@ def evolve(work: Path, name: str, generations: int, extra: list[str]) -> dict:
     }
 
 
-def surrogate_gradient(work: Path, seconds: float) -> dict:
-    calibration = work / "sg-calibration"
-    argv = ["train", "dense-snn", "--task", "digits", *NETWORK, "--quiet", "--epochs", "3"]
-    neurojoule([*argv, "--out", str(calibration)], work / "sg-calibration.log")
-    per_epoch = json.loads((calibration / "timing.json").read_text())["train_seconds"] / 3
-    epochs = max(1, round(seconds / per_epoch))
-    out = work / "sg"
-    neurojoule([*argv[:-1], str(epochs), "--out", str(out)], work / "sg.log")
+def surrogate_gradient(work: Path, name: str, case: list[str], seconds: float) -> dict:
+    """The same network trained by `neurojoule train` for the steps that fit in `seconds`
+    (seconds per step measured on a first run of 100 steps), up to 100 epochs."""
+    calibration = work / f"{name}-calibration"
+    argv = ["train", "dense-snn", *case, "--quiet", "--epochs", "100"]
+    neurojoule([*argv, "--max-steps", "100", "--out", str(calibration)], work / f"{name}-1.log")
+    per_step = json.loads((calibration / "timing.json").read_text())["train_seconds"] / 100
+    steps = max(1, round(seconds / per_step))
+    out = work / name
+    neurojoule([*argv, "--max-steps", str(steps), "--out", str(out)], work / f"{name}.log")
     train_seconds = json.loads((out / "timing.json").read_text())["train_seconds"]
-    stdout, _ = neurojoule(["eval", str(out), "--whole-split", "--json"], work / "sg-eval.log")
+    evaluated = ["eval", str(out), "--whole-split", "--json"]
+    stdout, _ = neurojoule(evaluated, work / f"{name}-eval.log")
     tested = json.loads(stdout)
     return {
         "test_accuracy": tested["accuracy"],
         "spikes_per_sample": tested["energy"]["totals"]["per_sample"]["spikes"],
         "energy_uj": tested["energy"]["totals"]["per_sample"]["snn_energy_j"] * 1e6,
         "wall_s": train_seconds,
-        "epochs": epochs,
-        "curve": _lightning_curve(out, per_epoch),
+        "steps": steps,
+        "curve": _lightning_curve(out, per_step),
     }
 
 
-def _lightning_curve(run: Path, per_epoch: float) -> list[tuple[float, float]]:
-    """(seconds, validation accuracy) per epoch from the run's metrics.csv."""
+def _lightning_curve(run: Path, per_step: float) -> list[tuple[float, float]]:
+    """(seconds, validation accuracy) per validation from the run's metrics.csv."""
     import csv
 
     (metrics,) = run.glob("log/version_*/metrics.csv")
     rows = [row for row in csv.DictReader(metrics.open()) if row.get("val/acc")]
-    return [((int(row["epoch"]) + 1) * per_epoch, float(row["val/acc"])) for row in rows]
+    return [((int(row["step"]) + 1) * per_step, float(row["val/acc"])) for row in rows]
 
 
 def plot(es: dict, sg: dict, budget: dict) -> None:
@@ -150,11 +157,14 @@ def main() -> None:
         f"{speed['looped_s'] * 1e3:.1f} ms, ratio {speed['ratio']:.2f}",
         file=sys.stderr,
     )
-    es = evolve(args.work, "es", args.generations, [])
-    sg = surrogate_gradient(args.work, es["train_seconds"])
+    es = evolve(args.work, "es", DIGITS, args.generations, [])
+    sg = surrogate_gradient(args.work, "sg", DIGITS, es["train_seconds"])
     cap = math.floor(es["spikes_per_sample"] / 2)
-    budget = evolve(args.work, "es-spike-cap", args.generations, ["--spike-cap", str(cap)])
+    capped = ["--spike-cap", str(cap)]
+    budget = evolve(args.work, "es-spike-cap", DIGITS, args.generations, capped)
     budget |= {"cap": cap, "met": budget["spikes_per_sample"] <= cap}
+    fashion_es = evolve(args.work, "fashion-es", FASHION, args.generations, [])
+    fashion_sg = surrogate_gradient(args.work, "fashion-sg", FASHION, fashion_es["train_seconds"])
     results = {
         "test_accuracy": es["test_accuracy"],
         "wall_s": es["train_seconds"],
@@ -163,6 +173,11 @@ def main() -> None:
         "es": es,
         "spike_budget": budget,
         "population_timing": speed,
+        "fashion_mnist": {
+            "network": "dense-snn, 784 inputs -> 64 LIF -> 10, T = 4, 50890 weights",
+            "es": fashion_es,
+            "surrogate_gradient": fashion_sg,
+        },
         "network": "dense-snn, 64 inputs -> 64 LIF (learned thresholds, tau 2) -> 10, T = 4, "
         "4874 weights",
         "settings": {
@@ -180,11 +195,13 @@ def main() -> None:
     print(
         f"OpenES: test {es['test_accuracy']:.2%} in {es['train_seconds']:.0f} s "
         f"({es['spikes_per_sample']:.1f} spikes, {es['energy_uj']:.4g} µJ per image); "
-        f"surrogate gradient at equal wall time ({sg['epochs']} epochs, {sg['wall_s']:.0f} s): "
+        f"surrogate gradient at equal wall time ({sg['steps']} steps, {sg['wall_s']:.0f} s): "
         f"{sg['test_accuracy']:.2%} ({sg['spikes_per_sample']:.1f} spikes, "
         f"{sg['energy_uj']:.4g} µJ); spike cap {cap}: {budget['spikes_per_sample']:.1f} spikes "
         f"per image ({'met' if budget['met'] else 'NOT met'}), test {budget['test_accuracy']:.2%}; "
-        f"batched population {speed['ratio']:.1f}x the loop; {RESULTS}"
+        f"batched population {speed['ratio']:.1f}x the loop; Fashion-MNIST: OpenES "
+        f"{fashion_es['test_accuracy']:.2%} in {fashion_es['train_seconds']:.0f} s, surrogate "
+        f"gradient {fashion_sg['test_accuracy']:.2%} in {fashion_sg['wall_s']:.0f} s; {RESULTS}"
     )
 
 

@@ -283,3 +283,14 @@ def test_new_configs_match_the_published_and_sibling_settings():
     mean, std = digits.task_options["normalize"]
     assert mean == pytest.approx(pixels.mean(), abs=1e-4)
     assert std == pytest.approx(pixels.std(), abs=1e-4)
+
+
+def test_a_model_option_the_task_sets_is_a_one_line_error():
+    from neurojoule.data.tasks import TaskInfo
+    from neurojoule.train.module import build_model_for_task
+
+    overrides = ["model_options.image_size=28"]
+    config = load_config("digits", overrides, model="dense-snn", task="digits")
+    info = TaskInfo(name="digits", num_classes=10, seq_len=64, in_channels=1, image_size=8)
+    with pytest.raises(ValueError, match=r"model options \['image_size'\] are set by the task"):
+        build_model_for_task(config, info)

@@ -237,7 +237,14 @@ def build_model_for_task(config: TrainConfig, info: TaskInfo) -> torch.nn.Module
             "it with `neurojoule supernet train` and take models out of it with `neurojoule "
             "supernet extract`"
         )
-    model = build_model(config.model, **config.model_options, **task_sizes(info))
+    sizes = task_sizes(info)
+    clash = sorted(set(config.model_options) & set(sizes))
+    if clash:
+        raise ValueError(
+            f"model options {clash} are set by the task ({info.name}: "
+            f"{', '.join(f'{k}={sizes[k]}' for k in clash)}); leave them out of model_options"
+        )
+    model = build_model(config.model, **config.model_options, **sizes)
     if config.lif_mode != "auto":
         apply_lif_mode(model, config.lif_mode, config.model)
     return model
