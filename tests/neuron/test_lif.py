@@ -286,3 +286,26 @@ def test_trace_returns_potentials_before_reset(backend):
         fired = expected_h >= 1.0
         assert torch.equal(spikes[:, t], fired.double())
         u = torch.where(fired, torch.zeros_like(u), expected_h)
+
+
+@pytest.mark.parametrize("decay_form", ["input", "multiplicative"])
+def test_vmap_runs_the_compiled_kernel_once_for_every_member(decay_form):
+    """Without gradients, lif under torch.func.vmap (population search) folds the members into
+    the neurons: the spikes and states of each member equal its own call."""
+    generator = torch.Generator().manual_seed(0)
+    x = 2 * torch.rand(5, 7, 3, 4, generator=generator)  # [members, T, B, C]
+    thresholds = 0.5 + torch.rand(5, 4, generator=generator)  # one per member and channel
+
+    def run(x_member, threshold):
+        leak = {"tau": 2.0} if decay_form == "input" else {"decay": 0.6}
+        params = LIFParameters(**leak, v_threshold=threshold)
+        return lif(x_member, params, time_dim=0, backend="numba")
+
+    with torch.no_grad():
+        spikes, states = torch.vmap(run)(x, thresholds)
+        for member in range(5):
+            expected_spikes, expected_state = run(x[member], thresholds[member])
+            assert torch.equal(spikes[member], expected_spikes)
+            assert torch.equal(states[member], expected_state)
+        shared, _ = torch.vmap(run, in_dims=(0, None))(x, thresholds[0])
+        assert torch.equal(shared[3], run(x[3], thresholds[0])[0])

@@ -136,7 +136,8 @@ def lif(
     run = _Run(x, params, time_dim, state, backend)
     if run.numba:
         p = run.params
-        spikes, u_last = _NumbaLIF.apply(run.x2d, run.u0, p.leak, p.v_threshold, _settings(p))
+        compiled = _NumbaLIF if torch.is_grad_enabled() else _NumbaLIFInference
+        spikes, u_last = compiled.apply(run.x2d, run.u0, p.leak, p.v_threshold, _settings(p))
     else:
         spikes, u_last = _lif_torch(run.x2d, run.u0, run.params)
     return run.restore(spikes), u_last.reshape(run.step_shape)
@@ -330,6 +331,40 @@ class _NumbaLIF(torch.autograd.Function):
         needed = ctx.needs_input_grad
         grads = (grad_x, gu, g_leak, g_vth)
         return tuple(g if needed[i] else None for i, g in enumerate(grads)) + (None,)
+
+
+class _NumbaLIFInference(torch.autograd.Function):
+    """The compiled forward for calls without gradients. Under torch.func.vmap (a population
+    of networks run as one, search.es) it folds the vmapped dimension into the neurons, so one
+    kernel call runs every member: LIF neurons are independent of each other."""
+
+    @staticmethod
+    def forward(x2d, u0, leak, vth, settings: _Settings):
+        return _run_forward(x2d.contiguous(), u0, leak.contiguous(), vth.contiguous(), settings)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError("the LIF inference kernel has no backward; call lif with grad enabled")
+
+    @staticmethod
+    def vmap(info, in_dims, x2d, u0, leak, vth, settings):
+        def members_first(value, dim):
+            return value.movedim(dim, 0) if dim is not None else value.expand(size, *value.shape)
+
+        size = info.batch_size
+        x = members_first(x2d, in_dims[0])  # [members, T, N]
+        steps, n = x.shape[1:]
+        folded = x.transpose(0, 1).reshape(steps, size * n)
+        state, leaks, thresholds = (
+            members_first(value, dim).reshape(-1)
+            for value, dim in zip((u0, leak, vth), in_dims[1:4], strict=True)
+        )
+        s, u_last = _NumbaLIFInference.apply(folded, state, leaks, thresholds, settings)
+        return (s.reshape(steps, size, n), u_last.reshape(size, n)), (1, 0)
 
 
 _CHUNK_ELEMENTS = 1 << 18

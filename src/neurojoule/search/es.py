@@ -13,7 +13,6 @@ batched run is compared with).
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass
 
@@ -122,9 +121,9 @@ class Population:
     per sample [P] (all spiking layers, summed over neurons and time steps).
 
     Batched (the default), the members run as one forward: functional_call under
-    torch.func.vmap, on a copy of the model whose LIF layers use the torch backend (vmap
-    cannot enter the compiled kernel). Looped, they run one after another through the model
-    as it is. Buffers (batch-norm statistics) are the model's, shared by every member."""
+    torch.func.vmap, so each Linear is one batched matrix product and each LIF layer one call
+    of the compiled kernel over every member's neurons. Looped, they run one after another.
+    Buffers (batch-norm statistics) are the model's, shared by every member."""
 
     def __init__(self, model: nn.Module):
         self.model = model.eval()
@@ -132,10 +131,6 @@ class Population:
         parameters = dict(model.named_parameters())
         self.shapes = [parameters[name].shape for name in self.names]
         self.sizes = [parameters[name].numel() for name in self.names]
-        self._batched = copy.deepcopy(model).eval()
-        for module in self._batched.modules():
-            if isinstance(module, SpikingNeuron) and hasattr(module, "backend"):
-                module.backend = "torch"
 
     @property
     def dim(self) -> int:
@@ -171,7 +166,7 @@ class Population:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         parameters = self.unflatten(vectors)
         if batched:
-            return torch.vmap(lambda p: _counted(self._batched, p, x))(parameters)
+            return torch.vmap(lambda p: _counted(self.model, p, x))(parameters)
         members = [
             _counted(self.model, {name: value[i] for name, value in parameters.items()}, x)
             for i in range(len(vectors))
