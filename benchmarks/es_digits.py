@@ -93,9 +93,9 @@ def evolve(work: Path, name: str, case: list[str], generations: int, extra: list
 
 def surrogate_gradient(work: Path, name: str, case: list[str], seconds: float) -> dict:
     """The same network trained by `neurojoule train` for the steps that fit in `seconds`
-    (seconds per step measured on a first run of 100 steps), up to 100 epochs."""
+    (seconds per step measured on a first run of 100 steps), up to 1000 epochs."""
     calibration = work / f"{name}-calibration"
-    argv = ["train", "dense-snn", *case, "--quiet", "--epochs", "100"]
+    argv = ["train", "dense-snn", *case, "--quiet", "--epochs", "1000"]
     neurojoule([*argv, "--max-steps", "100", "--out", str(calibration)], work / f"{name}-1.log")
     per_step = json.loads((calibration / "timing.json").read_text())["train_seconds"] / 100
     steps = max(1, round(seconds / per_step))
