@@ -14,6 +14,8 @@ budget met by the ES fitness.
 4. The ES again with --spike-cap at half the spikes per image of run 2: is the cap met on the
    test split, and at what accuracy?
 5. Steps 2 and 3 on Fashion-MNIST with the same shape of network (784 -> 64 -> 10).
+`--speed-only` repeats step 1 alone and updates its numbers in the results file: on a machine
+loaded by other jobs the two sides' times swing widely; measure them on an idle one.
 Writes benchmarks/results_es_digits.json and the two training curves as es_digits.png.
 """
 
@@ -148,15 +150,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--work", type=Path, default=Path("runs/es-digits"))
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="measure the population speed alone (on an idle machine) and update it in the "
+        "results file",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    args.work.mkdir(parents=True, exist_ok=True)
-    speed = population_speedup(args.repeats)
+    speed = population_speedup(args.repeats) | {"machine": machine_description()}
     print(
         f"population of 100, batch 64: batched {speed['batched_s'] * 1e3:.1f} ms, looped "
         f"{speed['looped_s'] * 1e3:.1f} ms, ratio {speed['ratio']:.2f}",
         file=sys.stderr,
     )
+    if args.speed_only:
+        results = json.loads(RESULTS.read_text())
+        results |= {"batched_speedup": speed["ratio"], "population_timing": speed}
+        results["speed_command"] = "python benchmarks/es_digits.py " + " ".join(sys.argv[1:])
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        return
+    args.work.mkdir(parents=True, exist_ok=True)
     es = evolve(args.work, "es", DIGITS, args.generations, [])
     sg = surrogate_gradient(args.work, "sg", DIGITS, es["train_seconds"])
     cap = math.floor(es["spikes_per_sample"] / 2)
