@@ -113,7 +113,7 @@ def surrogate_gradient(work: Path, name: str, case: list[str], seconds: float) -
         "energy_uj": tested["energy"]["totals"]["per_sample"]["snn_energy_j"] * 1e6,
         "wall_s": train_seconds,
         "steps": steps,
-        "curve": _lightning_curve(out, per_step),
+        "curve": _lightning_curve(out, train_seconds / steps),
     }
 
 
