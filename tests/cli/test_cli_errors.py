@@ -2,6 +2,7 @@
 in 130 with what was saved; a closed stdout pipe quietly."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -171,8 +172,9 @@ def test_sigint_to_a_running_command_exits_130_in_one_line(cache):
         # wait for the bar to show a finished epoch: training runs (imports and the first
         # compilation of the LIF kernel are over; on a loaded machine they take seconds)
         shown = b""
-        while b" 1/100" not in shown and process.poll() is None:
+        while not re.search(rb"\| +[1-9]\d*/100", shown) and process.poll() is None:
             shown += process.stderr.read(1)
+        assert process.poll() is None, "sdn train ended before it could be interrupted"
         assert shown.startswith(b"\rSDN decay="), shown
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
