@@ -15,17 +15,26 @@ from neurojoule.search.objectives import Objectives
 from neurojoule.search.space import parse_space
 
 IMAGE = 16
-TINY_SPACE = {
-    "model": "spikformer",
-    "shared": {"embed_dim": [8, 16], "steps": {"int": [1, 3]}},
-    "depth": [1, 2],
-    "per_block": {
-        "heads": [1, 2],
-        "mlp_ratio": [1.0, 2.0],
-        "v_threshold": {"real": [0.3, 1.5]},
-        "tau": [1.25, 2.0],
-    },
-}
+
+
+def tiny_spikformer_space(v_threshold, tau, steps=None) -> dict:
+    """The data of a Spikformer space of tiny sizes (dim 8 or 16, 1-2 blocks of 1-2 heads,
+    MLP ratio 1 or 2) with the neuron genes given, and T (default: 1 or 2), each a list of
+    choices or a range spec."""
+    return {
+        "model": "spikformer",
+        "shared": {"embed_dim": [8, 16], "steps": [1, 2] if steps is None else steps},
+        "depth": [1, 2],
+        "per_block": {
+            "heads": [1, 2],
+            "mlp_ratio": [1.0, 2.0],
+            "v_threshold": v_threshold,
+            "tau": tau,
+        },
+    }
+
+
+TINY_SPACE = tiny_spikformer_space({"real": [0.3, 1.5]}, [1.25, 2.0], steps={"int": [1, 3]})
 
 
 def tiny_space():

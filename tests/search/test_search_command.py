@@ -13,6 +13,7 @@ import sys
 import pytest
 import torch
 import yaml
+from search_fixtures import tiny_spikformer_space
 
 from neurojoule.cli import main
 from neurojoule.data.fashion_mnist import find_fashion_mnist
@@ -21,17 +22,7 @@ from neurojoule.search.supernet import load_supernet, train_supernet
 from neurojoule.train.config import load_config
 from neurojoule.train.splits import make_splits
 
-SPACE = {
-    "model": "spikformer",
-    "shared": {"embed_dim": [8, 16], "steps": [1, 2]},
-    "depth": [1, 2],
-    "per_block": {
-        "heads": [1, 2],
-        "mlp_ratio": [1.0, 2.0],
-        "v_threshold": {"real": [0.6, 1.2]},
-        "tau": [1.25, 2.0],
-    },
-}
+SPACE = tiny_spikformer_space({"real": [0.6, 1.2]}, [1.25, 2.0])
 SETTINGS = [
     "limit_train_samples=32",
     "limit_eval_samples=24",

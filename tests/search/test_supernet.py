@@ -7,6 +7,7 @@ import random
 
 import pytest
 import torch
+from search_fixtures import tiny_spikformer_space
 
 from neurojoule.data.tasks import TaskInfo
 from neurojoule.neuron import lif_layers
@@ -17,17 +18,7 @@ from neurojoule.train.config import TrainConfig
 
 # neuron values without the registry's threshold 1 and tau 2, so that the largest subnet
 # (threshold and tau nearest those) differs from the registry's defaults
-TINY = {
-    "model": "spikformer",
-    "shared": {"embed_dim": [8, 16], "steps": [1, 2]},
-    "depth": [1, 2],
-    "per_block": {
-        "heads": [1, 2],
-        "mlp_ratio": [1.0, 2.0],
-        "v_threshold": [0.5, 0.75],
-        "tau": [1.5, 3.0],
-    },
-}
+TINY = tiny_spikformer_space([0.5, 0.75], [1.5, 3.0])
 INFO = TaskInfo("fashion-mnist", 10, 256, in_channels=1, image_size=16)
 
 

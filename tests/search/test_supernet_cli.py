@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from search_fixtures import tiny_spikformer_space
 
 from neurojoule.cli import main
 from neurojoule.data.fashion_mnist import find_fashion_mnist
@@ -17,17 +18,7 @@ from neurojoule.search.subnets import calibration_batches, recalibrate_batchnorm
 from neurojoule.search.supernet import load_supernet
 from neurojoule.train.checkpoints import load_checkpoint
 
-SPACE = {
-    "model": "spikformer",
-    "shared": {"embed_dim": [8, 16], "steps": [1, 2]},
-    "depth": [1, 2],
-    "per_block": {
-        "heads": [1, 2],
-        "mlp_ratio": [1.0, 2.0],
-        "v_threshold": [0.8, 1.0],
-        "tau": [2.0, 10.0],
-    },
-}
+SPACE = tiny_spikformer_space([0.8, 1.0], [2.0, 10.0])
 SUBNET = {
     "embed_dim": 16,
     "steps": 1,

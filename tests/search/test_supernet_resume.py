@@ -13,21 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from search_fixtures import tiny_spikformer_space
 
 from neurojoule.data.fashion_mnist import find_fashion_mnist
 from neurojoule.search.supernet import SAMPLER_STATE
 
-SPACE = {
-    "model": "spikformer",
-    "shared": {"embed_dim": [8, 16], "steps": [1, 2]},
-    "depth": [1, 2],
-    "per_block": {
-        "heads": [1, 2],
-        "mlp_ratio": [1.0, 2.0],
-        "v_threshold": [0.8, 1.0],
-        "tau": [2.0, 10.0],
-    },
-}
+SPACE = tiny_spikformer_space([0.8, 1.0], [2.0, 10.0])
 # 32 images in batches of 8: 4 steps an epoch, 8 in all; last.ckpt every 2 steps
 SETTINGS = [
     "limit_train_samples=32",
