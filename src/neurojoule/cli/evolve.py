@@ -8,7 +8,13 @@ import json
 import math
 from pathlib import Path
 
-from neurojoule.cli.parsing import Command, add_json, positive_float, positive_int
+from neurojoule.cli.parsing import (
+    Command,
+    add_json,
+    add_run_folder,
+    positive_float,
+    positive_int,
+)
 
 
 def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,17 +31,7 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
         help="a config name (see `neurojoule configs`) or a YAML file for the task, model "
         "options and sample limits (default: the task's config; its optim section is unused)",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set model_options.hidden=[64] (repeatable; "
-        "default: none)",
-    )
-    parser.add_argument("--out", help="run folder (default runs/evolve-MODEL-TASK-seedN)")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt"
-    )
+    add_run_folder(parser, "model_options.hidden=[64]", "runs/evolve-MODEL-TASK-seedN")
     for name, kind, what in (
         ("population", positive_int, "members per generation, an even number"),
         ("sigma", positive_float, "noise scale of the perturbations, in weight units"),

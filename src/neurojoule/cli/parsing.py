@@ -122,6 +122,20 @@ def one_line(text: object) -> str:
 # ---- arguments ---------------------------------------------------------------------------
 
 
+def add_run_folder(parser: argparse.ArgumentParser, set_example: str, default_out: str) -> None:
+    """--set (config overrides), --out and --resume of a command that writes a run folder."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help=f"override a config field, e.g. --set {set_example} (repeatable; default: none)",
+    )
+    parser.add_argument("--out", help=f"run folder (default {default_out})")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt"
+    )
+
+
 def add_json(parser: argparse.ArgumentParser, what: str = "the result") -> None:
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
 

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from neurojoule.cli.parsing import Command, default_of, non_negative_int
+from neurojoule.cli.parsing import Command, add_run_folder, default_of, non_negative_int
 
 SUPERNET_CONFIG = "{task}-supernet"  # the config a task's supernet trains with by default
 
@@ -33,21 +33,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "where it exists, else the task's config)",
     )
     parser.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set optim.epochs=2 (repeatable; default: none)",
-    )
-    parser.add_argument(
         "--sampling",
         choices=SAMPLING_RULES,
         help="subnets per step: uniform, one drawn uniformly (the published rule); sandwich, "
         "the largest, the smallest and two uniform ones (default: the config's sampling)",
     )
-    parser.add_argument("--out", help="run folder (default runs/supernet-SPACE-SAMPLING-seedN)")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt"
-    )
+    add_run_folder(parser, "optim.epochs=2", "runs/supernet-SPACE-SAMPLING-seedN")
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bars (the result is still printed)"
     )

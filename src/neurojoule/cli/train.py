@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from neurojoule.cli.parsing import Command, positive_int
+from neurojoule.cli.parsing import Command, add_run_folder, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,17 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a config name (see `neurojoule configs`) or a YAML file (default: the config "
         f"named like the task; {mapped})",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set model_options.d_model=128 (repeatable; "
-        "default: none)",
-    )
-    parser.add_argument("--out", help="run folder (default runs/MODEL-CONFIG-seedN)")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt"
-    )
+    add_run_folder(parser, "model_options.d_model=128", "runs/MODEL-CONFIG-seedN")
     parser.add_argument(
         "--epochs", type=positive_int, help="override optim.epochs (default: the config's)"
     )
