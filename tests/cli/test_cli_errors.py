@@ -167,7 +167,15 @@ def test_sigint_to_a_running_command_exits_130_in_one_line(cache):
     """A real Ctrl-C (SIGINT) while `sdn train` runs: its progress bar shows an epoch done."""
     argv = _neurojoule("sdn", "train", "--decay", "0.5", "--sequences", "2000", "--length", "256")
     env = {**os.environ, "NEUROJOULE_CACHE": str(cache)}
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # a shell that starts a job in the background (`cmd &`) makes it ignore SIGINT, and Python
+    # keeps an ignored SIGINT ignored: give the child the default disposition back
+    process = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         # wait for the bar to show a finished epoch: training runs (imports and the first
         # compilation of the LIF kernel are over; on a loaded machine they take seconds)
