@@ -6,6 +6,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from neurojoule.util.files import save_figure
+
 
 def _axes():
     import matplotlib
@@ -14,17 +16,6 @@ def _axes():
     import matplotlib.pyplot as plt
 
     return plt.subplots(figsize=(6.4, 4.2), dpi=120)
-
-
-def _save(fig, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def plot_rows(
@@ -52,7 +43,7 @@ def plot_rows(
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _accuracy_label(model: str, entry: dict) -> str:
@@ -100,7 +91,7 @@ def plot_accuracy(rows: list[dict], summary: list[dict], path: str | Path, title
     ax.set_title(title, fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 SERIES = {

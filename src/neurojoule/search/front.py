@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from neurojoule.util.files import save_figure
+
 COLUMNS = ("val acc", "energy", "params", "T", "depth", "dim", "heads", "mlp", "v_th", "tau")
 
 
@@ -133,9 +135,4 @@ def plot_front(result: dict, path: str | Path) -> Path:
     ax.set_title(f"{result['algorithm']} on {where}: {result['evaluated']} {noun}", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
