@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from neurojoule.cli.parsing import Command, add_run_folder, default_of, non_negative_int
@@ -47,9 +46,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from neurojoule.cli.train import note_other_task
     from neurojoule.search.space import load_space
     from neurojoule.search.supernet import format_supernet_result, train_supernet
-    from neurojoule.train.config import config_names, default_config, load_config, written_for
+    from neurojoule.train.config import config_names, default_config, load_config
 
     supernet_config = SUPERNET_CONFIG.format(task=args.task)
     name = args.config or (
@@ -60,13 +60,7 @@ def run_train(args: argparse.Namespace) -> int:
     if config.space is None:
         raise ValueError(f"config {name} names no space; give --space NAME|FILE")
     config = replace(config, model=load_space(config.space).model)  # the space's model
-    intended = written_for(name)
-    if intended != config.task:
-        print(
-            f"note: config {name} was written for task {intended}; training {config.task} "
-            "with its settings",
-            file=sys.stderr,
-        )
+    note_other_task(name, config.task)
     out = args.out or f"runs/supernet-{Path(config.space).stem}-{config.sampling}-seed{args.seed}"
     result = train_supernet(config, out, resume=args.resume, progress=not args.quiet)
     print(format_supernet_result(config, result))

@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import neurojoule.train as training
     from neurojoule.data import is_lm_task
-    from neurojoule.train.config import default_config, load_config, written_for
+    from neurojoule.train.config import default_config, load_config
     from neurojoule.train.fit import format_train_result, with_init_model_options
 
     name = args.config or default_config(args.task)
@@ -81,18 +81,25 @@ def run(args: argparse.Namespace) -> int:
         init=args.init,
     )
     config = with_init_model_options(config)
-    intended = written_for(name)
-    if intended != config.task:
-        print(
-            f"note: config {name} was written for task {intended}; training {config.task} "
-            "with its settings",
-            file=sys.stderr,
-        )
+    note_other_task(name, config.task)
     out = args.out or f"runs/{args.model}-{Path(name).stem}-seed{args.seed}"
     fit = training.train_lm if is_lm_task(config.task) else training.train
     result = fit(config, out, resume=args.resume, progress=not args.quiet)
     print(format_train_result(config, result))
     return 0
+
+
+def note_other_task(name: str, task: str) -> None:
+    """Say on stderr when the config `name` was written for another task than `task`."""
+    from neurojoule.train.config import written_for
+
+    intended = written_for(name)
+    if intended != task:
+        print(
+            f"note: config {name} was written for task {intended}; training {task} with its "
+            "settings",
+            file=sys.stderr,
+        )
 
 
 COMMAND = Command(
