@@ -16,7 +16,7 @@ def test_every_subnet_round_trips_through_its_genome(name):
         genome = space.sample(rng)
         subnet = space.decode(genome)
         assert space.decode(space.encode(subnet)) == subnet
-        for gene in ("heads", "mlp_ratio", "v_threshold", "tau"):
+        for gene in space.per_block:
             assert len(subnet[gene]) == subnet["depth"]
     for largest in (True, False):
         extreme = space.extreme(largest)

@@ -1,5 +1,6 @@
-"""neurojoule search --supernet RUN: evolutionary search of a trained supernet on accuracy
-and energy (the published evolution or NSGA-II); under torchrun the ranks share the work."""
+"""neurojoule search: evolutionary search (the published evolution or NSGA-II) on accuracy
+and energy, of a trained supernet (--supernet RUN; under torchrun the ranks share the work)
+or of a space whose candidates are each trained for a short budget (--space SPACE --task T)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,66 @@ from neurojoule.cli.parsing import Command, add_json, device, non_negative_int, 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from neurojoule.data.tasks import TASKS
     from neurojoule.search.objectives import AEB_LAMBDA, OBJECTIVES, WEIGHT_KEYS
     from neurojoule.search.runner import ALGORITHMS, DEFAULT_BUDGETS
+    from neurojoule.search.space import space_names
     from neurojoule.search.subnets import DEFAULT_CALIBRATION_BATCHES
 
     budgets = "; ".join(
         f"{name}: population {b.population}, {b.generations} generations, "
         f"{b.val_limit or 'all'} validation samples"
+        + (f", {b.train_steps} training steps" if b.train_steps else "")
         for name, b in DEFAULT_BUDGETS.items()
     )
-    parser.add_argument(
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument(
         "--supernet",
-        required=True,
         metavar="RUN",
         help="a supernet run folder (its best checkpoint) or checkpoint "
         "(neurojoule supernet train)",
+    )
+    what.add_argument(
+        "--space",
+        help=f"a space (a name: {', '.join(space_names())}; or a YAML file) whose candidates "
+        "are trained from scratch, each for --train-steps steps",
+    )
+    parser.add_argument(
+        "--task",
+        choices=TASKS,
+        metavar="TASK",
+        help="--space: the task the candidates train on (required with --space)",
+    )
+    parser.add_argument(
+        "--config",
+        help="--space: the base training config of the candidates (a name or a YAML file; "
+        "default: the space's budget's, else the task's); its model options are the "
+        "hand-designed reference",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="--space: override a field of the base config, e.g. --set lif_mode=bptt "
+        "(repeatable; default: none)",
+    )
+    parser.add_argument(
+        "--train-steps",
+        type=positive_int,
+        help="--space: optimizer steps of every candidate (default: the space's budget; 300 "
+        "for other spaces)",
+    )
+    parser.add_argument(
+        "--proxy",
+        action="store_true",
+        help="--space: also score every candidate at initialisation with SNASNet's Hamming "
+        "proxy and report its rank correlation with the trained accuracy",
+    )
+    parser.add_argument(
+        "--no-cut",
+        action="store_true",
+        help="--space: train every candidate for its whole budget (default: cut at half the "
+        "budget a candidate below the median of earlier generations there)",
     )
     parser.add_argument(
         "--algorithm",
@@ -86,9 +132,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--calibration-batches",
         type=non_negative_int,
-        default=DEFAULT_CALIBRATION_BATCHES,
-        help="training batches that recompute each subnet's batch-norm statistics (drawn "
-        "with --seed); 0 keeps the supernet's",
+        default=None,
+        help="--supernet: training batches that recompute each subnet's batch-norm statistics "
+        f"(drawn with --seed); 0 keeps the supernet's (default {DEFAULT_CALIBRATION_BATCHES})",
     )
     parser.add_argument(
         "--energy-table", default="45nm", help="energy per op: a table name or 'mac=PJ,ac=PJ'"
@@ -100,7 +146,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "of its local rank where CUDA is)",
     )
     parser.add_argument(
-        "--out", help="search folder (default runs/search-ALGORITHM-SUPERNET-seedN)"
+        "--out", help="search folder (default runs/search-ALGORITHM-SUPERNET-or-SPACE-seedN)"
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue the search saved in OUT/search.json"
@@ -113,39 +159,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurojoule.search.command import DEFAULT, search_supernet
     from neurojoule.search.evaluator import close_distributed, init_distributed
     from neurojoule.search.front import format_result, plot_front
-    from neurojoule.search.objectives import check_objectives, parse_weights
 
-    objectives = check_objectives(name.strip() for name in args.objectives.split(","))
-    weights = None if args.weights is None else parse_weights(args.weights)
-    evolution = {"top_k": args.top_k, "mutations": args.mutations, "crossovers": args.crossovers}
-    out = args.out or (
-        f"runs/search-{args.algorithm}-{Path(args.supernet.rstrip('/')).stem}-seed{args.seed}"
-    )
-    val_limit = DEFAULT if args.val_limit is None else (args.val_limit or None)
+    request = _request(args)
     device = init_distributed() or args.device
     try:
-        result = search_supernet(
-            args.supernet,
-            algorithm=args.algorithm,
-            population=args.population or DEFAULT,
-            generations=args.generations or DEFAULT,
-            val_limit=val_limit,
-            seed=args.seed,
-            objectives=objectives,
-            lam=args.lam,
-            weights=weights,
-            evolution=evolution,
-            batch_size=args.batch_size,
-            calibration_batch_count=args.calibration_batches,
-            energy_table=args.energy_table,
-            out=out,
-            resume=args.resume,
-            progress=not args.quiet,
-            device=device,
-        )
+        result = _search(args, request, device)
         if _rank() == 0:
             if args.plot:
                 plot_front(result, args.plot)
@@ -153,11 +173,63 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps(result, indent=2))
             else:
                 print(format_result(result))
-                print(f"search folder: {out} (front.json, front.png, search.json)")
+                print(f"search folder: {request.out} (front.json, front.png, search.json)")
     finally:
         close_distributed()
     sys.stdout.flush()
     return 0
+
+
+def _request(args: argparse.Namespace):
+    from neurojoule.search.command import DEFAULT, SearchRequest
+    from neurojoule.search.objectives import check_objectives, parse_weights
+
+    searched = Path((args.supernet or args.space).rstrip("/")).stem
+    return SearchRequest(
+        algorithm=args.algorithm,
+        population=args.population or DEFAULT,
+        generations=args.generations or DEFAULT,
+        val_limit=DEFAULT if args.val_limit is None else (args.val_limit or None),
+        seed=args.seed,
+        objectives=check_objectives(name.strip() for name in args.objectives.split(",")),
+        lam=args.lam,
+        weights=None if args.weights is None else parse_weights(args.weights),
+        evolution={"top_k": args.top_k, "mutations": args.mutations, "crossovers": args.crossovers},
+        energy_table=args.energy_table,
+        out=args.out or f"runs/search-{args.algorithm}-{searched}-seed{args.seed}",
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+
+
+def _search(args: argparse.Namespace, request, device) -> dict:
+    from neurojoule.search.command import search_by_training, search_supernet
+
+    if args.supernet is not None:
+        names = ("task", "config", "set", "train_steps", "no_cut", "proxy")
+        unused = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name)]
+        if unused:
+            raise ValueError(f"{', '.join(unused)} go with --space, not --supernet")
+        from neurojoule.search.subnets import DEFAULT_CALIBRATION_BATCHES
+
+        calibration = args.calibration_batches
+        calibration = DEFAULT_CALIBRATION_BATCHES if calibration is None else calibration
+        return search_supernet(args.supernet, request, args.batch_size, calibration, device)
+    from neurojoule.search.runner import default_budget
+    from neurojoule.search.space import load_space
+    from neurojoule.train.config import default_config, load_config
+
+    if args.task is None:
+        raise ValueError("--space needs --task: the task its candidates train on")
+    if args.batch_size or args.device or args.calibration_batches is not None:
+        raise ValueError("--batch-size, --device and --calibration-batches go with --supernet")
+    space = load_space(args.space)
+    name = args.config or default_budget(space).config or default_config(args.task)
+    config = load_config(name, list(args.set or []), model=space.model, task=args.task)
+    reference = Path(name).stem
+    return search_by_training(
+        space, config, request, args.train_steps, not args.no_cut, args.proxy, reference
+    )
 
 
 def _rank() -> int:

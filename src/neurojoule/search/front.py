@@ -7,7 +7,7 @@ from pathlib import Path
 
 from neurojoule.util.files import save_figure
 
-COLUMNS = ("val acc", "energy", "params", "T", "depth", "dim", "heads", "mlp", "v_th", "tau")
+COLUMNS = ("val acc", "energy", "params", "T")  # then the subnet's genes, T excepted
 
 
 def format_duration(seconds: float) -> str:
@@ -23,8 +23,10 @@ def format_duration(seconds: float) -> str:
 
 def _values(values) -> str:
     if isinstance(values, list | tuple):
-        return ",".join(f"{v:.3g}" for v in values)
-    return "-" if values is None else f"{values:.3g}"
+        return ",".join(map(_values, values))
+    if values is None or isinstance(values, bool):
+        return {None: "-", True: "yes", False: "no"}[values]
+    return f"{values:.3g}"
 
 
 def _params(count: int) -> str:
@@ -33,19 +35,28 @@ def _params(count: int) -> str:
     return f"{count / 1e3:.1f}k" if count >= 1000 else str(count)
 
 
-def _row(entry: dict) -> tuple[str, ...]:
+def _genes(entries: list[dict]) -> list[str]:
+    names = dict.fromkeys(name for entry in entries for name in entry["subnet"])
+    return [name for name in names if name != "steps"]
+
+
+def _trained(entry: dict) -> tuple[str, ...]:
+    """A trained candidate's test accuracy and steps (cut ones marked)."""
+    training = entry.get("training") or {}
+    test = training.get("test_accuracy")
+    steps = f"{training['steps']}{' cut' if training['cut'] else ''}" if training else "-"
+    return ("-" if test is None else f"{test * 100:.2f} %", steps)
+
+
+def _row(entry: dict, genes: list[str], trained: bool) -> tuple[str, ...]:
     subnet = entry["subnet"]
     return (
+        *(_trained(entry) if trained else ()),
         f"{entry['val_accuracy'] * 100:.2f} %",
         f"{entry['energy_uj']:.4g} µJ",
         _params(entry["params"]),
         str(entry["steps"]),
-        str(subnet.get("depth", "-")),
-        _values(subnet.get("embed_dim")),
-        _values(subnet.get("heads")),
-        _values(subnet.get("mlp_ratio")),
-        _values(subnet.get("v_threshold")),
-        _values(subnet.get("tau")),
+        *(_values(subnet.get(name)) for name in genes),
         f"{entry['fitness']:.4f}",
     )
 
@@ -69,17 +80,27 @@ def format_result(result: dict) -> str:
         f"front ({', '.join(settings['objectives'])} minimised): {len(result['front'])} subnets; "
         f"fitness: {result['fitness_rule']}",
     ]
-    header = ("#", *COLUMNS, "fitness")
-    rows = [(str(i + 1), *_row(entry)) for i, entry in enumerate(result["front"])]
     named = [("best", result["best"]), ("largest", result["largest"])]
     if result["reference"] is not None:
         named.append((result["reference"]["name"], result["reference"]))
-    rows += [(name, *_row(entry)) for name, entry in named if entry is not None]
+    named = [(name, entry) for name, entry in named if entry is not None]
+    entries = result["front"] + [entry for _, entry in named]
+    genes = _genes(entries)
+    trained = any("training" in entry for entry in entries)
+    header = ("#", *(("test acc", "steps") if trained else ()), *COLUMNS, *genes, "fitness")
+    rows = [(str(i + 1), *_row(e, genes, trained)) for i, e in enumerate(result["front"])]
+    rows += [(name, *_row(entry, genes, trained)) for name, entry in named]
     lines += _table(header, rows)
+    proxy = result.get("proxy")
+    if proxy is not None and proxy["kendall_tau"] is not None:
+        lines.append(
+            f"proxy: Kendall tau {proxy['kendall_tau']:.3f} (p {proxy['p_value']:.3g}) between "
+            f"the {proxy['name']} and the trained accuracy of {proxy['candidates']} candidates"
+        )
     if result["reference"] is not None:
         lines.append(
-            f"{result['reference']['name']}: the registry's hand-designed network, evaluated "
-            "like every subnet"
+            f"{result['reference']['name']}: the hand-designed network, evaluated like every "
+            "subnet"
         )
     return "\n".join(lines)
 

@@ -42,6 +42,7 @@ class Objectives:
     steps: int  # time steps T
     samples: int
     spike_rate: float | None  # mean firing rate over the neuron layers
+    training: dict | None = None  # a trained candidate's record (search.trained)
 
     def value(self, name: str) -> float:
         """A minimised objective by name (see OBJECTIVES)."""
@@ -61,9 +62,10 @@ class Objectives:
     @classmethod
     def from_dict(cls, values: Mapping) -> Objectives:
         names = [f.name for f in fields(cls)]
-        if not isinstance(values, Mapping) or set(values) != set(names):
+        given = set(values) | {"training"} if isinstance(values, Mapping) else set()
+        if given != set(names):
             raise ValueError(f"objectives have the keys {names}, got {_keys(values)}")
-        return cls(**{name: values[name] for name in names})
+        return cls(**{name: values[name] for name in names if name in values})
 
 
 @torch.no_grad()

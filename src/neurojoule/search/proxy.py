@@ -11,6 +11,8 @@ it at initialisation, before any training.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -57,3 +59,28 @@ def hamming_score(model: nn.Module, inputs: torch.Tensor) -> float:
     """log |det K|: SNASNet's score of an untrained network on a batch (higher is better;
     -inf when two inputs give identical codes in every layer)."""
     return float(torch.linalg.slogdet(hamming_kernel(model, inputs)).logabsdet)
+
+
+def proxy_correlation(entries: list[dict]) -> dict | None:
+    """Kendall's tau between the proxy score at initialisation and the validation accuracy
+    after training, over the evaluated candidates of a search by training that were scored
+    and trained their whole budget (not cut); None with fewer than 3. A score of None
+    (-inf: two inputs coded alike in every layer) ranks lowest."""
+    from scipy.stats import kendalltau
+
+    pairs = [
+        (e["training"]["proxy_score"], e["val_accuracy"])
+        for e in entries
+        if "proxy_score" in (e.get("training") or {}) and not e["training"]["cut"]
+    ]
+    if len(pairs) < 3:
+        return None
+    scores, accuracies = zip(*pairs, strict=True)
+    scores = [-math.inf if score is None else score for score in scores]
+    tau, p_value = kendalltau(scores, accuracies)
+    return {
+        "name": "SNASNet Hamming score at initialisation",
+        "kendall_tau": None if math.isnan(tau) else float(tau),
+        "p_value": None if math.isnan(p_value) else float(p_value),
+        "candidates": len(pairs),
+    }

@@ -35,7 +35,8 @@ from neurojoule.search.objectives import (
     check_weights,
     pareto_front,
 )
-from neurojoule.search.space import Space, load_space, space_names
+from neurojoule.search.proxy import proxy_correlation
+from neurojoule.search.space import Space, load_space, model_fields, space_names
 from neurojoule.util.files import atomic_write_text
 
 ALGORITHMS = ("evolution", "nsga2")
@@ -48,13 +49,17 @@ class Budget:
     population: int
     generations: int
     val_limit: int | None  # validation samples (None: the whole validation split)
+    train_steps: int | None = None  # a search by training: each candidate's steps
+    config: str | None = None  # a search by training: the base config of the candidates
 
 
-# The published budget is the default; the CPU space gets one sized for 2 cores.
+# The published budget is the default; the CPU spaces get one sized for 2 cores.
 PUBLISHED_BUDGET = Budget(population=50, generations=20, val_limit=None)
 DEFAULT_BUDGETS = {
     "spikformer-published": PUBLISHED_BUDGET,
     "spikformer-fmnist-cpu": Budget(population=20, generations=10, val_limit=2000),
+    "ssm-listops-cpu": Budget(8, 4, None, train_steps=314, config="listops-cpu"),
+    "mlp-fmnist-cpu": Budget(8, 4, 2000, train_steps=300, config="fashion-mnist"),
 }
 
 
@@ -114,21 +119,24 @@ class SearchSettings:
         return values
 
 
-def reference_subnet(space: Space) -> dict | None:
-    """The registry model's own options (the hand-designed network) as a subnet of `space`,
-    or None where they are not a member."""
+def reference_subnet(space: Space, options: Mapping | None = None) -> dict | None:
+    """The hand-designed network as a subnet of `space`: the registry model built with
+    `options` (none: as registered), a neuron scale at 1; None where it is not a member."""
     from neurojoule.models import build_model
 
     with torch.device("meta"):
-        config = getattr(build_model(space.model), "config", None)
-    names = [*space.shared, "depth", *space.per_block]
-    if config is None or not all(hasattr(config, name) for name in names):
+        config = getattr(build_model(space.model, **(options or {})), "config", None)
+    if config is None:
         return None
-    subnet = {name: getattr(config, name) for name in names}
-    subnet.update({name: tuple(subnet[name]) for name in space.per_block})
+    depth = getattr(config, space.depth_option) if space.depth_option else space.max_depth
+    subnet = {name: getattr(config, name, None) for name in space.shared}
+    subnet["depth"] = depth
+    for name in space.per_block:
+        value = 1.0 if name not in model_fields(space.model) else getattr(config, name)
+        subnet[name] = tuple(value) if isinstance(value, list | tuple) else (value,) * depth
     try:
         space.check(subnet)
-    except ValueError:
+    except (ValueError, TypeError):
         return None
     return subnet
 
@@ -213,10 +221,12 @@ def run_search(
     resume: bool = False,
     progress: bool = True,
     context: Mapping | None = None,
+    reference_options: Mapping | None = None,
 ) -> dict:
     """Run (or, with `resume`, continue) a search; returns the result (see summarise).
     `context` (JSON-ready) says what else the measurements depend on (the supernet's weights,
-    the calibration data): a resume must give the same."""
+    the calibration data): a resume must give the same. The hand-designed reference is the
+    registry model built with `reference_options` (none: as registered)."""
     rank0 = evaluator.rank == 0
     if out is None and resume:
         raise ValueError("resume needs the search folder (out)")
@@ -233,6 +243,7 @@ def run_search(
         writer = rank0 and path is not None
         search = _Search(space, evaluator, settings, path, progress and rank0, resume, writer)
         search.identity["context"] = json.loads(json.dumps(dict(context or {})))
+        search.reference_options = dict(reference_options or {})
         return search.run()
     finally:
         if folder is not None:
@@ -264,6 +275,7 @@ class _Search:
                 "table": str(evaluator.table),
             },
         }
+        self.reference_options: dict = {}
         self.history: list[dict] = []
         self.searched: dict[str, dict] = {}  # subnet key -> the first genome asked for it
 
@@ -276,7 +288,7 @@ class _Search:
         if self.evaluator.world_size > 1:  # nobody reads a state that rank 0 has rewritten
             torch.distributed.barrier()
         largest = self.space.extreme(largest=True)
-        reference = reference_subnet(self.space)
+        reference = reference_subnet(self.space, self.reference_options)
         measured = self.evaluator.evaluate_subnets([largest] + ([reference] if reference else []))
         self.fitness = Fitness(measured[0], self.settings.lam, self.settings.weights)
         algorithm = self._algorithm()
@@ -370,6 +382,7 @@ class _Search:
             "steps": objectives.steps,
             "spike_rate": objectives.spike_rate,
             "fitness": self.fitness(objectives),
+            **({} if objectives.training is None else {"training": objectives.training}),
         }
 
 
@@ -386,7 +399,8 @@ def summarise(search: _Search, largest: dict, reference: dict | None) -> dict:
     best = max(entries, key=lambda e: e["fitness"]) if entries else None
     hand = None
     if reference is not None:
-        hand = {"name": search.space.model, **search.entry(None, reference)}
+        name = search.identity["context"].get("reference_name", search.space.model)
+        hand = {"name": name, **search.entry(None, reference)}
     return {
         "algorithm": settings.algorithm,
         "space": shipped_space_name(search.space),
@@ -404,6 +418,7 @@ def summarise(search: _Search, largest: dict, reference: dict | None) -> dict:
         "largest": search.entry(None, largest),
         "reference": hand,
         "points": [[e["energy_uj"], e["val_accuracy"]] for e in entries],
+        "proxy": proxy_correlation(entries),
         "history": search.history,
     }
 

@@ -11,15 +11,26 @@
       v_threshold: [0.6, 0.8, 1.0, 1.2]
       tau: [1.25, 2.0, 10.0]
 
-A gene takes a list of choices, or `{int: [low, high]}` / `{real: [low, high]}` (bounds
-included). A genome holds every gene, per-block genes once per block up to the largest depth
-(`heads.0`, `heads.1`, ...); decoding keeps the first `depth` of each per-block list, so a
-depth change always resizes every per-block list, and genomes that differ only in blocks
-beyond their depth decode to the same subnet (the evaluation cache keys on the subnet).
+Genes are the model's own options: a shared gene names any numeric or boolean field of the
+model's config, a per-block gene a field that takes one value per block (a tuple). The
+per-block gene `threshold_scale` is not an option: it multiplies the initial thresholds of
+every LIF layer of its block (neuron.scale_neurons). `depth_option` names the option that
+the depth sets (default `depth`; `n_layers` for SpikingSSM; null where no option does: the
+length of the per-block tuples is the depth, as for the dense SNN's `hidden`, or the block
+count is fixed, as the spiking MLP's four stages are, and `depth` takes one value).
+
+A gene takes a list of choices (numbers, or true/false for a boolean option), or
+`{int: [low, high]}` / `{real: [low, high]}` (bounds included). A genome holds every gene,
+per-block genes once per block up to the largest depth (`heads.0`, `heads.1`, ...);
+decoding keeps the first `depth` of each per-block list, so a depth change always resizes
+every per-block list, and genomes that differ only in blocks beyond their depth decode to
+the same subnet (the evaluation cache keys on the subnet).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import random
 from collections.abc import Mapping
@@ -29,12 +40,12 @@ from pathlib import Path
 
 import yaml
 
-SHARED_GENES = ("embed_dim", "steps")
-BLOCK_GENES = ("heads", "mlp_ratio", "v_threshold", "tau")
-NEURON_GENES = ("v_threshold", "tau")  # the rest set the network's size
-# the subnet's neuron genes when a size extreme is asked for: the hand-designed values
-NEURON_DEFAULTS = {"v_threshold": 1.0, "tau": 2.0}
-SPACE_KEYS = ("model", "shared", "depth", "per_block")
+# the genes of the weight-entangled supernet (models.elastic): Spikformer's
+SUPERNET_GENES = ("embed_dim", "steps", "depth", "heads", "mlp_ratio", "v_threshold", "tau")
+SCALE_GENES = {"threshold_scale": "threshold"}  # per-block gene -> neuron.scale_neurons key
+# genes of the neurons rather than the size: a size extreme keeps them at the model's default
+NEURON_GENES = ("v_threshold", "tau", "decay", *SCALE_GENES)
+SPACE_KEYS = ("model", "shared", "depth", "depth_option", "per_block")
 
 
 @dataclass(frozen=True)
@@ -63,16 +74,28 @@ class Gene:
 
     def contains(self, value) -> bool:
         if self.kind == "choice":
-            return value in self.values
+            flags = isinstance(self.values[0], bool)
+            return isinstance(value, bool) == flags and value in self.values
         low, high = self.values
         return _is_number(value) and low <= value <= high
 
 
 class Space:
-    """A search space: its model, genes, and the mapping genome <-> subnet options."""
+    """A search space: its model, genes, and the mapping genome <-> subnet <-> model options.
+    `defaults` holds the model's own value of each neuron gene (threshold_scale: 1)."""
 
-    def __init__(self, model: str, shared: dict[str, Gene], depth: Gene, per_block: dict):
+    def __init__(
+        self,
+        model: str,
+        shared: dict[str, Gene],
+        depth: Gene,
+        per_block: dict,
+        depth_option: str | None = "depth",
+        defaults: Mapping | None = None,
+    ):
         self.model, self.shared, self.depth, self.per_block = model, shared, depth, per_block
+        self.depth_option = depth_option
+        self.defaults = dict(defaults or {})
         self.max_depth = int(depth.extreme(largest=True))
 
     @property
@@ -86,7 +109,7 @@ class Space:
         return [*self.shared.values(), self.depth, *block]
 
     def decode(self, genome: Mapping) -> dict:
-        """The subnet (model options) a genome stands for."""
+        """The subnet a genome stands for."""
         missing = [gene.name for gene in self.genes if gene.name not in genome]
         if missing:
             raise ValueError(f"genome lacks genes {missing}")
@@ -108,6 +131,21 @@ class Space:
             for i in range(self.max_depth):
                 genome[f"{name}.{i}"] = values[i] if i < len(values) else filler
         return genome
+
+    def model_options(self, subnet: Mapping) -> dict:
+        """The model options a subnet sets: its genes, the depth under `depth_option` (or
+        none), without the neuron scales (see neuron_scales)."""
+        options = {k: v for k, v in subnet.items() if k != "depth" and k not in SCALE_GENES}
+        if self.depth_option is not None:
+            options[self.depth_option] = subnet["depth"]
+        return options
+
+    def neuron_scales(self, subnet: Mapping) -> list[dict]:
+        """Per block, the neuron.scale_neurons factors of its LIF layers ({} for none)."""
+        return [
+            {key: subnet[gene][block] for gene, key in SCALE_GENES.items() if gene in subnet}
+            for block in range(subnet["depth"])
+        ]
 
     def check(self, subnet: Mapping) -> None:
         """ValueError unless `subnet` is a member of this space."""
@@ -131,11 +169,11 @@ class Space:
 
     def extreme(self, largest: bool) -> dict:
         """The largest or smallest subnet: every size gene at its extreme, the neuron genes
-        nearest the hand-designed values (threshold 1, tau 2)."""
+        nearest the model's own values (threshold 1, tau 2 for Spikformer)."""
 
         def value(gene: Gene, base: str):
-            if base in NEURON_GENES:
-                return gene.nearest(NEURON_DEFAULTS[base])
+            if base in NEURON_GENES and base in self.defaults:
+                return gene.nearest(self.defaults[base])
             return gene.extreme(largest)
 
         genome = {gene.name: value(gene, gene.name.split(".")[0]) for gene in self.genes}
@@ -149,6 +187,11 @@ class Space:
             if name not in NEURON_GENES:
                 options[name] = gene.extreme(largest=True)
         return options
+
+    def is_elastic(self) -> bool:
+        """Whether a weight-entangled supernet (models.elastic) can hold this space."""
+        genes = {*self.shared, "depth", *self.per_block}
+        return self.depth_option == "depth" and genes <= set(SUPERNET_GENES)
 
 
 def space_names() -> list[str]:
@@ -180,8 +223,6 @@ def load_space(name_or_path: str | Path) -> Space:
 
 def parse_space(values: object) -> Space:
     """A Space from the mapping a space file holds; a one-line ValueError for anything else."""
-    from neurojoule.models import model_entry
-
     if not isinstance(values, Mapping):
         raise ValueError(f"a space is a mapping with keys {list(SPACE_KEYS)}, got {_kind(values)}")
     unknown = sorted(set(map(str, values)) - set(SPACE_KEYS))
@@ -190,28 +231,73 @@ def parse_space(values: object) -> Space:
     model = values.get("model")
     if not isinstance(model, str):
         raise ValueError(f"model must name a registry model, got {_kind(model)}")
-    model_entry(model)  # a ValueError naming the known models
-    shared = _genes(values.get("shared"), SHARED_GENES, "shared")
-    per_block = _genes(values.get("per_block"), BLOCK_GENES, "per_block")
-    depth = _gene("depth", values.get("depth"))
-    space = Space(model, shared, depth, per_block)
+    fields = model_fields(model)
+    depth_option = values.get("depth_option", "depth")
+    if depth_option is not None and fields.get(depth_option, (None,))[0] != "int":
+        raise ValueError(
+            f"depth_option must name an integer option of {model} or be null, got {depth_option!r}"
+        )
+    shared = _genes(values.get("shared"), fields, "shared", model)
+    per_block = _genes(values.get("per_block"), fields, "per_block", model)
+    depth = _gene("depth", values.get("depth"), "int")
+    defaults = {name: fields[name][2] for name in NEURON_GENES if name in fields}
+    defaults["threshold_scale"] = 1.0
+    space = Space(model, shared, depth, per_block, depth_option, defaults)
     _check_sizes(space)
     return space
 
 
-def _genes(section: object, known: tuple[str, ...], where: str) -> dict[str, Gene]:
+@functools.cache
+def model_fields(model: str) -> dict[str, tuple[str, bool, object]]:
+    """The searchable options of a registry model: name -> (kind "int", "real" or "bool",
+    whether it takes one value per block, its value in the registered model)."""
+    import torch
+
+    from neurojoule.models import build_model, model_entry
+
+    model_entry(model)  # a ValueError naming the known models
+    with torch.device("meta"):
+        config = getattr(build_model(model), "config", None)
+    if not dataclasses.is_dataclass(config):
+        raise ValueError(f"model {model} has no config of options to search")
+    found = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        per_block = isinstance(value, tuple) or "tuple" in str(field.type)
+        first = value[0] if isinstance(value, tuple) and value else value
+        kind = {bool: "bool", int: "int", float: "real"}.get(type(first))
+        if kind is not None:
+            found[field.name] = (kind, per_block, first)
+    return found
+
+
+def _genes(section: object, fields: dict, where: str, model: str) -> dict[str, Gene]:
     if section is None:
         return {}
     if not isinstance(section, Mapping):
         raise ValueError(f"{where} must map gene names to values, got {_kind(section)}")
-    unknown = sorted(set(map(str, section)) - set(known))
-    if unknown:
-        raise ValueError(f"unknown {where} genes {unknown}; expected some of {list(known)}")
-    return {name: _gene(name, section[name]) for name in known if name in section}
+    genes = {}
+    for name in map(str, section):
+        known = fields.get(name)
+        if name in SCALE_GENES and where == "per_block":
+            known = ("real", True, 1.0)
+        if known is None or (where == "per_block" and not known[1]):
+            takes = "per-block options (or threshold_scale)" if where == "per_block" else "options"
+            choices = [n for n, f in fields.items() if where != "per_block" or f[1]]
+            raise ValueError(
+                f"unknown {where} genes ['{name}']: {model} takes the numeric or boolean "
+                f"{takes} {choices}"
+            )
+        genes[name] = _gene(name, section[name], known[0])
+    return genes
 
 
-def _gene(name: str, spec: object) -> Gene:
-    integral = name in ("embed_dim", "steps", "depth", "heads")
+def _gene(name: str, spec: object, kind: str) -> Gene:
+    integral = kind == "int"
+    if isinstance(spec, list) and kind == "bool":
+        if not spec or not all(isinstance(v, bool) for v in spec) or len(set(spec)) != len(spec):
+            raise ValueError(f"{name}: expected a list of distinct true/false, got {spec!r}")
+        return Gene(name, "choice", tuple(spec))
     if isinstance(spec, list):
         if not spec:
             raise ValueError(f"{name}: an empty list of choices")
@@ -221,14 +307,14 @@ def _gene(name: str, spec: object) -> Gene:
         if len(set(spec)) != len(spec):
             raise ValueError(f"{name}: choices repeat in {spec!r}")
         return Gene(name, "choice", tuple(int(v) if integral else float(v) for v in spec))
-    if isinstance(spec, Mapping) and len(spec) == 1:
-        ((kind, bounds),) = spec.items()
-        if kind in ("int", "real") and isinstance(bounds, list) and len(bounds) == 2:
+    if isinstance(spec, Mapping) and len(spec) == 1 and kind != "bool":
+        ((bound_kind, bounds),) = spec.items()
+        if bound_kind in ("int", "real") and isinstance(bounds, list) and len(bounds) == 2:
             low, high = bounds
             if _is_number(low) and _is_number(high) and low <= high:
-                if kind == "int" and float(low).is_integer() and float(high).is_integer():
+                if bound_kind == "int" and float(low).is_integer() and float(high).is_integer():
                     return Gene(name, "int", (int(low), int(high)))
-                if kind == "real" and not integral:
+                if bound_kind == "real" and not integral:
                     return Gene(name, "real", (float(low), float(high)))
     raise ValueError(
         f"{name}: expected a list of choices or {{int: [low, high]}} / {{real: [low, high]}}, "
@@ -240,14 +326,16 @@ def _check_sizes(space: Space) -> None:
     """Every size the space can draw builds: positive sizes, dims divisible by every head
     count (and by 8, for Spikformer's patch splitting)."""
     for gene in [space.depth, *space.shared.values(), *space.per_block.values()]:
+        low = gene.extreme(largest=False)
+        if isinstance(low, bool):
+            continue
         if gene.name in NEURON_GENES or gene.name == "mlp_ratio":
-            low = gene.extreme(largest=False)
             if not low > 0:
                 raise ValueError(f"{gene.name} must be positive, got {low}")
-        elif gene.extreme(largest=False) < 1:
-            raise ValueError(f"{gene.name} must be at least 1, got {gene.extreme(largest=False)}")
-        if gene.name == "tau" and gene.extreme(largest=False) < 1:
-            raise ValueError(f"tau is a time constant >= 1, got {gene.extreme(largest=False)}")
+        elif isinstance(low, int) and low < 1:
+            raise ValueError(f"{gene.name} must be at least 1, got {low}")
+        if gene.name == "tau" and low < 1:
+            raise ValueError(f"tau is a time constant >= 1, got {low}")
     dims = space.shared.get("embed_dim")
     heads = space.per_block.get("heads")
     if dims is None or heads is None:

@@ -29,7 +29,7 @@ from torch.func import functional_call
 from neurojoule.data.tasks import TaskInfo
 from neurojoule.models.elastic import ElasticModel
 from neurojoule.neuron import SpikingNeuron, lif_layers, set_lif_mode
-from neurojoule.search.space import BLOCK_GENES, SHARED_GENES, Gene, Space, load_space, parse_space
+from neurojoule.search.space import SUPERNET_GENES, Gene, Space, load_space, parse_space
 from neurojoule.train.checkpoints import read_checkpoint, resolve_checkpoint, upgrade_config
 from neurojoule.train.config import TrainConfig
 from neurojoule.train.finite import check_finite, explain_non_finite, non_finite_tensors
@@ -51,6 +51,7 @@ def space_values(space: Space) -> dict:
         "model": space.model,
         "shared": {name: values(gene) for name, gene in space.shared.items()},
         "depth": values(space.depth),
+        "depth_option": space.depth_option,
         "per_block": {name: values(gene) for name, gene in space.per_block.items()},
     }
 
@@ -115,8 +116,12 @@ def build_elastic(space: Space, config: TrainConfig, info: TaskInfo) -> ElasticM
         raise ValueError(
             f"the space is of model {space.model!r}, the config names {config.model!r}"
         )
-    genes = {*SHARED_GENES, "depth", *BLOCK_GENES}
-    searched = sorted(genes & set(config.model_options))
+    if not space.is_elastic():
+        raise ValueError(
+            f"a supernet holds spaces of the genes {list(SUPERNET_GENES)} only; search a space "
+            f"of {space.model} by training its candidates (neurojoule search --space)"
+        )
+    searched = sorted(set(SUPERNET_GENES) & set(config.model_options))
     if searched:
         raise ValueError(f"model_options {searched} are searched by the space; leave them out")
     largest = {**space.supernet_options(), **space.extreme(largest=True)}

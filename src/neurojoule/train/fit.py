@@ -24,7 +24,13 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, Timer, TQDMProgressBar
+from lightning.pytorch.callbacks import (
+    Callback,
+    Checkpoint,
+    ModelCheckpoint,
+    Timer,
+    TQDMProgressBar,
+)
 from lightning.pytorch.loggers import CSVLogger
 
 from neurojoule.train import lif_mode
@@ -61,15 +67,20 @@ def format_train_result(config: TrainConfig, result: TrainResult) -> str:
 
 
 def train(
-    config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True
+    config: TrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    cut: CurveCut | None = None,
 ) -> TrainResult:
-    """Fit a classifier, then test its best checkpoint."""
+    """Fit a classifier, then test its best checkpoint; `cut` may stop it early."""
     with RunFolder(out, resume) as folder:
         seed_everything(config.seed)
         train_set, val_set, test_set, info = make_splits(config)
         module = ClassifierModule(config.to_dict(), asdict(info))
         splits = (train_set, val_set, test_set)
-        return fit_and_test(module, splits, config, folder, progress, monitor=("val/acc", "max"))
+        monitor = ("val/acc", "max")
+        return fit_and_test(module, splits, config, folder, progress, monitor, cut=cut)
 
 
 def seed_everything(seed: int) -> None:
@@ -85,9 +96,11 @@ def fit_and_test(
     progress: bool,
     monitor: tuple[str, str],
     loss_fn=lif_mode.classification_loss,
+    cut: CurveCut | None = None,
 ) -> TrainResult:
     """Write config.yaml, settle the LIF mode, fit with checkpoints on `monitor` (metric,
-    "min" or "max"), then test the best checkpoint."""
+    "min" or "max"), then test the best checkpoint. With a `cut`, validation runs every
+    `cut.step` steps (not every epoch) and the cut may end the fit at step `cut.step`."""
     train_set, val_set, test_set = splits
     batch = config.optim.batch_size
     if config.init is not None and not folder.resume:  # a resumed run has its own weights
@@ -101,7 +114,7 @@ def fit_and_test(
         config.optim.epochs * len(train_loader), config.optim.max_steps or float("inf")
     )
     latest = LatestCheckpoint(folder.last, config.checkpoint_every_n_steps)
-    trainer = _trainer(config, folder, progress, len(train_loader), monitor, latest)
+    trainer = _trainer(config, folder, progress, len(train_loader), monitor, latest, cut)
     with _stop_on_ctrl_c(latest), _quiet_lightning_notes():
         trainer.fit(
             module,
@@ -217,6 +230,37 @@ class LatestCheckpoint(Checkpoint):
             self._save(trainer)
 
 
+class CurveCut(Callback):
+    """A learning-curve cut: at the validation of step `step`, stop the run when its val/acc
+    is below `threshold` (None: never). The decision is kept in the checkpoints, so that a
+    resumed run that was cut stays cut."""
+
+    def __init__(self, step: int, threshold: float | None):
+        if step < 1:
+            raise ValueError(f"a curve cut needs a step >= 1, got {step}")
+        self.step, self.threshold = step, threshold
+        self.accuracy: float | None = None  # val/acc at `step`
+        self.cut = False
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or trainer.global_step != self.step:
+            return
+        self.accuracy = float(trainer.callback_metrics["val/acc"])
+        if self.threshold is not None and self.accuracy < self.threshold:
+            self.cut = True
+            trainer.should_stop = True
+
+    def on_train_start(self, trainer, pl_module):
+        if self.cut:
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict:
+        return {"accuracy": self.accuracy, "cut": self.cut}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.accuracy, self.cut = state_dict["accuracy"], state_dict["cut"]
+
+
 # Lightning's notes that say nothing to a user of this command: its own deprecated call, tiny
 # runs against its logging interval, and the checkpoint folder that --resume expects
 LIGHTNING_NOTES = (".*LeafSpec", ".*smaller than the logging interval", ".*exists and is not empty")
@@ -275,13 +319,21 @@ def _trainer(
     steps_per_epoch: int,
     monitor: tuple[str, str],
     latest: LatestCheckpoint,
+    cut: CurveCut | None = None,
 ) -> L.Trainer:
     metric, mode = monitor
+    # a run shorter than an epoch still validates (and so checkpoints) at its end
+    validation = {
+        "val_check_interval": min(steps_per_epoch, config.optim.max_steps or steps_per_epoch)
+    }
+    if cut is not None:  # every cut.step steps, across epochs
+        validation = {"val_check_interval": cut.step, "check_val_every_n_epoch": None}
     best = ModelCheckpoint(
         dirpath=folder.checkpoints, filename="best-{epoch}", monitor=metric, mode=mode
     )
     # checkpoint callbacks run last, in this order: the best one's state is saved with last.ckpt
     callbacks = [best, latest, Timer()] + ([_StderrProgressBar()] if progress else [])
+    callbacks += [cut] if cut is not None else []
     return L.Trainer(
         default_root_dir=folder.path,
         max_epochs=config.optim.epochs,
@@ -289,8 +341,7 @@ def _trainer(
         accelerator=config.accelerator,
         devices=1,
         logger=CSVLogger(folder.path, name="log"),  # a resumed run logs to a new version folder
-        # a run shorter than an epoch still validates (and so checkpoints) at its end
-        val_check_interval=min(steps_per_epoch, config.optim.max_steps or steps_per_epoch),
+        **validation,
         num_sanity_val_steps=0,
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
