@@ -64,3 +64,23 @@ def test_the_registry_image_models_can_be_scored(name, options):
 def test_a_model_without_spiking_layers_is_refused():
     with pytest.raises(ValueError, match="no spiking layers"):
         hamming_score(torch.nn.Linear(3, 2), torch.randn(4, 3))
+
+
+def _trained(score, accuracy, cut=False):
+    return {"val_accuracy": accuracy, "training": {"proxy_score": score, "cut": cut}}
+
+
+def test_the_proxy_correlation_ranks_trained_candidates_only():
+    from neurojoule.search.proxy import proxy_correlation
+
+    agreeing = [_trained(s, a) for s, a in ((1.0, 0.1), (2.0, 0.3), (3.0, 0.5))]
+    assert proxy_correlation(agreeing)["kendall_tau"] == 1.0
+    # one discordant pair of three: tau = (2 - 1) / 3
+    mixed = [_trained(s, a) for s, a in ((1.0, 0.3), (2.0, 0.1), (3.0, 0.5))]
+    assert abs(proxy_correlation(mixed)["kendall_tau"] - 1 / 3) < 1e-12
+    # -inf (None) ranks lowest; a cut candidate and one without a score are left out
+    lowest = [_trained(None, 0.1), _trained(2.0, 0.3), _trained(3.0, 0.5)]
+    others = [_trained(0.5, 0.9, cut=True), {"val_accuracy": 0.2, "training": {"cut": False}}]
+    result = proxy_correlation(lowest + others)
+    assert result["kendall_tau"] == 1.0 and result["candidates"] == 3
+    assert proxy_correlation(agreeing[:2]) is None

@@ -240,7 +240,8 @@ def _rank() -> int:
 
 COMMAND = Command(
     "search",
-    "search a trained supernet for accurate, energy-efficient subnets (evolution or NSGA-II)",
+    "search for accurate, energy-efficient networks (evolution or NSGA-II): the subnets of a "
+    "trained supernet, or a space whose candidates are trained briefly",
     run=run,
     add_arguments=add_arguments,
 )
