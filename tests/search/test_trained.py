@@ -83,6 +83,13 @@ def test_the_mlp_space_holds_the_registry_model_with_four_stages():
     assert [len(stage.blocks) for stage in model.stages] == [1, 1, 1, 1]
 
 
+def test_without_a_depth_option_the_reference_depth_is_its_tuples_length():
+    space = parse_space({**TINY, "per_block": {"hidden": [16, 128, 256]}, "shared": {}})
+    assert reference_subnet(space) == {"depth": 2, "hidden": (256, 128)}
+    assert reference_subnet(space, {"hidden": [16]}) == {"depth": 1, "hidden": (16,)}
+    assert reference_subnet(space, {"hidden": [32]}) is None  # 32 is not a choice
+
+
 def test_a_boolean_gene_takes_booleans_only():
     bad = {"model": "spiking-ssm", "depth": [2], "depth_option": "n_layers"}
     with pytest.raises(ValueError, match="bidirectional: expected a list of distinct true/false"):

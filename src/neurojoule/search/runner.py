@@ -128,7 +128,12 @@ def reference_subnet(space: Space, options: Mapping | None = None) -> dict | Non
         config = getattr(build_model(space.model, **(options or {})), "config", None)
     if config is None:
         return None
-    depth = getattr(config, space.depth_option) if space.depth_option else space.max_depth
+    tuples = [
+        getattr(config, n) for n in space.per_block if isinstance(getattr(config, n, None), tuple)
+    ]
+    depth = len(tuples[0]) if tuples else space.max_depth  # the dense SNN's len(hidden)
+    if space.depth_option is not None:
+        depth = getattr(config, space.depth_option)
     subnet = {name: getattr(config, name, None) for name in space.shared}
     subnet["depth"] = depth
     for name in space.per_block:
