@@ -85,6 +85,18 @@ def test_bad_scales_are_one_line_errors(scales, message):
     assert "\n" not in str(error.value)
 
 
+def test_a_shared_genome_gives_every_layer_the_same_factors():
+    model = build_model("dense-snn", hidden=(16, 8, 4), steps=4)
+    genome = NeuronGenome(model, ("threshold", "time", "steps"), shared=True)
+    assert genome.dim == 3
+    setting = genome.decode([math.log(1.5), math.log(0.5), math.log(2.0)])
+    assert setting["steps"] == 8
+    assert setting["scales"] == {
+        name: {"threshold": 1.5, "time": 0.5} for name in ("features.1", "features.3", "features.5")
+    }
+    assert NeuronGenome(model, ("threshold", "time")).dim == 6
+
+
 def test_a_model_without_the_parameter_asked_for_is_refused():
     with pytest.raises(ValueError, match="no direct-encoded time steps"):
         NeuronGenome(build_model("s4d", in_channels=1, num_classes=2), ("steps",))

@@ -139,6 +139,12 @@ def add_neurons_arguments(parser: argparse.ArgumentParser) -> None:
         field = name.replace("-", "_")
         parser.add_argument(f"--{name}", type=kind, default=getattr(NeuronSearch, field), help=what)
     parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="one threshold factor and one time factor for every LIF layer alike (default: one "
+        "of each per layer)",
+    )
+    parser.add_argument(
         "--max-accuracy-drop",
         type=accuracy_points,
         default=NeuronSearch.max_accuracy_drop * 100,
@@ -167,6 +173,7 @@ def run_neurons(args: argparse.Namespace) -> int:
         val_limit=args.val_limit,
         max_accuracy_drop=args.max_accuracy_drop / 100,
         seed=args.seed,
+        shared=args.shared,
     )
     out = args.out or f"runs/neurons-{Path(args.checkpoint).stem}-seed{args.seed}"
     result = evolve_neurons(args.checkpoint, search, out, args.resume, not args.quiet)

@@ -99,8 +99,7 @@ def format_result(result: dict) -> str:
         )
     if result["reference"] is not None:
         lines.append(
-            f"{result['reference']['name']}: the hand-designed network, evaluated like every "
-            "subnet"
+            f"{result['reference']['name']}: the hand-designed network, evaluated like every subnet"
         )
     return "\n".join(lines)
 

@@ -61,6 +61,7 @@ class NeuronSearch:
     val_limit: int | None = 2000
     max_accuracy_drop: float = 0.005
     seed: int = 0
+    shared: bool = False  # one factor per gene for every LIF layer alike, not one per layer
 
     def __post_init__(self):
         unknown = sorted(set(self.genes) - set(GENES))
@@ -78,9 +79,10 @@ class NeuronSearch:
 
 
 class NeuronGenome:
-    """The genes of one model: a vector of log-scales, its layers in model order."""
+    """The genes of one model: a vector of log-scales, its layers in model order (with
+    `shared`, one factor per kind for every layer)."""
 
-    def __init__(self, model: nn.Module, genes: tuple[str, ...]):
+    def __init__(self, model: nn.Module, genes: tuple[str, ...], shared: bool = False):
         self.layers = list(lif_layers(model))
         kind = type(model).__name__
         if not self.layers and set(genes) & set(NEURON_SCALES):
@@ -91,7 +93,9 @@ class NeuronGenome:
             )
         self.kinds = [k for k in NEURON_SCALES if k in genes]
         self.steps = int(model.time_steps) if "steps" in genes else None
-        self.dim = len(self.layers) * len(self.kinds) + (self.steps is not None)
+        self.shared = shared
+        groups = 1 if shared else len(self.layers)
+        self.dim = groups * len(self.kinds) + (self.steps is not None)
 
     def decode(self, vector) -> dict:
         """{"scales": {layer: {kind: factor}}, "steps": T or None}, factors rounded to 4
@@ -99,7 +103,7 @@ class NeuronGenome:
         factors = np.exp(np.clip(np.asarray(vector, dtype=float), *_LOG_LIMITS))
         scales = {
             layer: {
-                kind: round(float(factors[i * len(self.kinds) + j]), 4)
+                kind: round(float(factors[(0 if self.shared else i) * len(self.kinds) + j]), 4)
                 for j, kind in enumerate(self.kinds)
             }
             for i, layer in enumerate(self.layers)
@@ -130,7 +134,7 @@ class _Search:
     def __init__(self, checkpoint, search: NeuronSearch, folder: RunFolder):
         self.checkpoint, self.search, self.folder = checkpoint, search, folder
         self.config, _, self.model = load_checkpoint(checkpoint)
-        self.genome = NeuronGenome(self.model, search.genes)
+        self.genome = NeuronGenome(self.model, search.genes, search.shared)
         _, val = search_splits(self.config, search.val_limit)
         self.batches = validation_batches(val, self.config.optim.batch_size)
         self.cache: dict[str, dict] = {}
