@@ -78,7 +78,7 @@ def test_the_mlp_space_holds_the_registry_model_with_four_stages():
         "depths": (1, 1, 2, 1),
     }
     smallest = space.model_options(space.extreme(largest=False))
-    assert smallest == {"dim": 16, "steps": 1, "spe": False, "mlp_ratio": 2.0, "depths": (1,) * 4}
+    assert smallest == {"dim": 12, "steps": 1, "spe": False, "mlp_ratio": 2.0, "depths": (1,) * 4}
     model = build_model("spiking-mlp", **smallest)
     assert [len(stage.blocks) for stage in model.stages] == [1, 1, 1, 1]
 
