@@ -30,18 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--supernet",
         metavar="RUN",
         help="a supernet run folder (its best checkpoint) or checkpoint "
-        "(neurojoule supernet train)",
+        "(neurojoule supernet train); one of --supernet and --space is required (no default)",
     )
     what.add_argument(
         "--space",
         help=f"a space (a name: {', '.join(space_names())}; or a YAML file) whose candidates "
-        "are trained from scratch, each for --train-steps steps",
+        "are trained from scratch, each for --train-steps steps (no default)",
     )
     parser.add_argument(
         "--task",
         choices=TASKS,
         metavar="TASK",
-        help="--space: the task the candidates train on (required with --space)",
+        help="--space: the task the candidates train on (required with --space; no default)",
     )
     parser.add_argument(
         "--config",
