@@ -19,6 +19,9 @@ the depth sets (default `depth`; `n_layers` for SpikingSSM; null where no option
 length of the per-block tuples is the depth, as for the dense SNN's `hidden`, or the block
 count is fixed, as the spiking MLP's four stages are, and `depth` takes one value).
 
+A genome lists the genes in the order of the file (shared, depth, per-block), so two files
+that list the same genes in another order are two spaces to a resume.
+
 A gene takes a list of choices (numbers, or true/false for a boolean option), or
 `{int: [low, high]}` / `{real: [low, high]}` (bounds included). A genome holds every gene,
 per-block genes once per block up to the largest depth (`heads.0`, `heads.1`, ...);
