@@ -13,6 +13,7 @@ batched run is compared with).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass
 
@@ -121,12 +122,14 @@ class Population:
     per sample [P] (all spiking layers, summed over neurons and time steps).
 
     Batched (the default), the members run as one forward: functional_call under
-    torch.func.vmap, so each Linear is one batched matrix product and each LIF layer one call
-    of the compiled kernel over every member's neurons. Looped, they run one after another.
+    torch.func.vmap, so each Linear is one matrix product (the first one, whose input every
+    member shares, against all members' weights side by side) and each LIF layer one call of
+    the compiled kernel over every member's neurons. Looped, they run one after another.
     Buffers (batch-norm statistics) are the model's, shared by every member."""
 
     def __init__(self, model: nn.Module):
         self.model = model.eval()
+        self.batched_model = _with_member_linears(model)
         self.names = [name for name, p in model.named_parameters() if p.requires_grad]
         parameters = dict(model.named_parameters())
         self.shapes = [parameters[name].shape for name in self.names]
@@ -166,13 +169,71 @@ class Population:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         parameters = self.unflatten(vectors)
         if batched:
-            return torch.vmap(lambda p: _counted(self.model, p, x))(parameters)
+            return torch.vmap(lambda p: _counted(self.batched_model, p, x))(parameters)
         members = [
             _counted(self.model, {name: value[i] for name, value in parameters.items()}, x)
             for i in range(len(vectors))
         ]
         logits, spikes = zip(*members, strict=True)
         return torch.stack(logits), torch.stack(spikes)
+
+
+class _MemberLinearFunction(torch.autograd.Function):
+    """F.linear (no gradients) with its own vmap rule: an input shared by every member (the
+    encoded image) meets all members' weights side by side in one matrix product, with the
+    bias added in it, instead of a batched product over a copy of the input per member."""
+
+    @staticmethod
+    def forward(x, weight, bias):
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def vmap(info, in_dims, x, weight, bias):
+        members, (x_dim, w_dim, b_dim) = info.batch_size, in_dims
+        weight = _members_first(weight, w_dim, members)  # [P, out, in]
+        bias = _members_first(bias, b_dim, members)  # [P, out]
+        size_out, size_in = weight.shape[1:]
+        if x_dim is None:
+            lead = x.shape[:-1]
+            flat = torch.addmm(bias.reshape(-1), x.reshape(-1, size_in), weight.flatten(0, 1).T)
+            return flat.view(*lead, members, size_out), len(lead)  # members after the lead
+        x = x.movedim(x_dim, 0)
+        lead = x.shape[1:-1]
+        out = torch.baddbmm(bias.unsqueeze(1), x.reshape(members, -1, size_in), weight.mT)
+        return out.view(members, *lead, size_out), 0
+
+
+def _members_first(tensor: torch.Tensor, dim: int | None, members: int) -> torch.Tensor:
+    if dim is None:
+        return tensor.expand(members, *tensor.shape)
+    return tensor.movedim(dim, 0)
+
+
+class _MemberLinear(nn.Linear):
+    """A Linear of the batched population: its parameters, _MemberLinearFunction's rule."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.bias if self.bias is not None else x.new_zeros(self.out_features)
+        return _MemberLinearFunction.apply(x, self.weight, bias)
+
+
+def _with_member_linears(model: nn.Module) -> nn.Module:
+    """A shallow view of `model` whose Linear layers (exactly nn.Linear) compute with
+    _MemberLinear; parameters and buffers are the model's own objects, named alike."""
+    batched = copy.copy(model)
+    batched._modules = dict(model._modules)
+    for name, child in model.named_children():
+        if type(child) is nn.Linear:
+            member = _MemberLinear.__new__(_MemberLinear)
+            member.__dict__ = dict(child.__dict__)
+            batched._modules[name] = member
+        else:
+            batched._modules[name] = _with_member_linears(child)
+    return batched
 
 
 def _counted(
