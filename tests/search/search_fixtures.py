@@ -5,6 +5,7 @@ that the random weights spike)."""
 
 from __future__ import annotations
 
+import signal
 import time
 
 import torch
@@ -92,3 +93,14 @@ class FormulaEvaluator(Evaluator):
         accuracy = 1 - 1 / (1 + size / 50) - 0.05 * thresholds - 0.02 * subnet["tau"][0]
         energy = size * subnet["steps"] / (1 + sum(subnet["heads"]))
         return Objectives(accuracy, float(energy), int(size), subnet["steps"], 2, 0.1)
+
+
+def kill_when(process, ready, seconds: float = 300) -> None:
+    """SIGKILL `process` as soon as `ready()` holds; fails if the process ends first or
+    `ready()` does not hold within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert process.poll() is None, "the run ended before the kill point"
+        assert time.monotonic() < deadline, "the kill point never came"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)

@@ -120,6 +120,11 @@ def test_torchrun_with_two_processes_gives_the_front_of_one(supernet, searched):
         (["search", "--supernet", "x", "--weights", "speed=1"], "unknown weights"),
         (["search", "--supernet", "x", "--objectives", "error,size"], "objectives must be"),
         (["search", "--supernet", "no-such-run", "--out", "x"], "no-such-run"),
+        (["search", "--space", "ssm-listops-cpu"], "--space needs --task"),
+        (["search", "--supernet", "x", "--train-steps", "5"], "--train-steps go with --space"),
+        (["search", "--space", "ssm-listops-cpu", "--task", "listops", "--device", "cpu"], "go"),
+        (["search", "--space", "nope", "--task", "listops"], "no space 'nope'"),
+        (["search", "--space", "a", "--supernet", "b"], "not allowed with argument"),
     ],
 )
 def test_a_wrong_search_argument_is_one_line(argv, message, capsys, tmp_path, monkeypatch):

@@ -4,16 +4,14 @@ from the state its checkpoint holds (a resume without that state ends elsewhere)
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from search_fixtures import tiny_spikformer_space
+from search_fixtures import kill_when, tiny_spikformer_space
 
 from neurojoule.data.fashion_mnist import find_fashion_mnist
 from neurojoule.search.supernet import SAMPLER_STATE
@@ -86,13 +84,8 @@ def test_a_killed_supernet_run_resumes_to_the_uninterrupted_weights(
     command = _command(space_file, out, sampling)
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 300
         # between checkpoints, in the first epoch: step 2 is saved, 3 may be under way
-        while not (last.is_file() and _last(out)["global_step"] >= 2):
-            assert process.poll() is None, "the run ended before the kill point"
-            assert time.monotonic() < deadline, "the kill point never came"
-            time.sleep(0.005)
-        process.send_signal(signal.SIGKILL)
+        kill_when(process, lambda: last.is_file() and _last(out)["global_step"] >= 2)
         process.communicate(timeout=120)
     finally:
         process.kill()
