@@ -14,6 +14,7 @@ from neurojoule.cli.parsing import Command, add_json, device, non_negative_int, 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neurojoule.data.tasks import TASKS
+    from neurojoule.search.command import DEFAULT_TRAIN_STEPS
     from neurojoule.search.objectives import AEB_LAMBDA, OBJECTIVES, WEIGHT_KEYS
     from neurojoule.search.runner import ALGORITHMS, DEFAULT_BUDGETS
     from neurojoule.search.space import space_names
@@ -59,8 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--train-steps",
         type=positive_int,
-        help="--space: optimizer steps of every candidate (default: the space's budget; 300 "
-        "for other spaces)",
+        help="--space: optimizer steps of every candidate (default: the space's budget; "
+        f"{DEFAULT_TRAIN_STEPS} for other spaces)",
     )
     parser.add_argument(
         "--proxy",
