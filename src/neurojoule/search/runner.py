@@ -36,7 +36,7 @@ from neurojoule.search.objectives import (
     pareto_front,
 )
 from neurojoule.search.proxy import proxy_correlation
-from neurojoule.search.space import Space, load_space, model_fields, space_names
+from neurojoule.search.space import SCALE_GENES, Space, load_space, space_names
 from neurojoule.util.files import atomic_write_text
 
 ALGORITHMS = ("evolution", "nsga2")
@@ -137,7 +137,7 @@ def reference_subnet(space: Space, options: Mapping | None = None) -> dict | Non
     subnet = {name: getattr(config, name, None) for name in space.shared}
     subnet["depth"] = depth
     for name in space.per_block:
-        value = 1.0 if name not in model_fields(space.model) else getattr(config, name)
+        value = 1.0 if name in SCALE_GENES else getattr(config, name)
         subnet[name] = tuple(value) if isinstance(value, list | tuple) else (value,) * depth
     try:
         space.check(subnet)

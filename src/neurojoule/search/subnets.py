@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from neurojoule.models.elastic import ElasticModel
+from neurojoule.search.evaluator import plain_subnet
 from neurojoule.search.space import Space
 from neurojoule.search.supernet import as_subnet, read_supernet
 from neurojoule.train.config import TrainConfig
@@ -114,7 +115,7 @@ def extract_subnet(
         batch_size = config.optim.batch_size
         batches = calibration_batches(train_set, calibration_batch_count, batch_size, seed)
     model = inherited_model(elastic, subnet, batches)
-    options = {k: list(v) if isinstance(v, tuple) else v for k, v in subnet.items()}
+    options = plain_subnet(subnet)
     standalone = dataclasses.replace(
         config,
         model_options={**config.model_options, **options},

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 
 from neurojoule.neuron import lif_layers, set_lif_mode
 from neurojoule.neuron.lif_layer import scale_neurons
-from neurojoule.search.evaluator import Evaluator, subnet_key
+from neurojoule.search.evaluator import Evaluator, plain_subnet, subnet_key
 from neurojoule.search.objectives import Objectives, measure_objectives
 from neurojoule.search.space import Space
 from neurojoule.train.config import TrainConfig
@@ -72,13 +72,9 @@ class TrainingBudget:
 def candidate_config(space: Space, base: TrainConfig, subnet: Mapping, steps: int) -> TrainConfig:
     """The training config of a candidate: the base config with the subnet's model options
     on top and a schedule of `steps` steps."""
-    options = {**base.model_options, **_listed(space.model_options(subnet))}
+    options = {**base.model_options, **plain_subnet(space.model_options(subnet))}
     optim = dataclasses.replace(base.optim, max_steps=steps, epochs=steps)
     return dataclasses.replace(base, model=space.model, model_options=options, optim=optim)
-
-
-def _listed(options: Mapping) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
 
 
 def block_layers(model: nn.Module, depth: int) -> list[list[str]]:
