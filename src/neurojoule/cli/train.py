@@ -11,7 +11,7 @@ from neurojoule.cli.parsing import Command, add_run_folder, positive_int
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from neurojoule.data.tasks import LM_TASKS, TASKS
-    from neurojoule.train.config import LIF_MODES, TASK_CONFIGS, TrainConfig
+    from neurojoule.train.config import LIF_MODES, STRATEGIES, TASK_CONFIGS, TrainConfig
 
     parser.add_argument(
         "model",
@@ -42,6 +42,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop after this many steps (default: the config's optim.max_steps)",
     )
     parser.add_argument(
+        "--devices",
+        type=positive_int,
+        help="processes per node, one per GPU (or CPU share) of a data-parallel run under "
+        "Lightning's DDP; each takes optim.batch_size samples a step (default: the config's, 1)",
+    )
+    parser.add_argument(
+        "--num-nodes",
+        type=positive_int,
+        help="machines of a data-parallel run, started by torchrun or srun (docs/distributed.md; "
+        "default: the config's, 1)",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="Lightning's strategy (default: the config's, auto: DDP when there are several "
+        "processes; ddp_find_unused_parameters_true for models with parameters a step leaves "
+        "unused)",
+    )
+    parser.add_argument(
         "--lif-mode",
         choices=LIF_MODES,
         help="training mode of the spiking layers (default: the config's lif_mode, "
@@ -64,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from neurojoule.data import is_lm_task
     from neurojoule.train.config import default_config, load_config
     from neurojoule.train.fit import format_train_result, with_init_model_options
+    from neurojoule.train.run_folder import is_main_process
 
     name = args.config or default_config(args.task)
     overrides = list(args.set or [])
@@ -71,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"optim.epochs={args.epochs}")
     if args.max_steps:
         overrides.append(f"optim.max_steps={args.max_steps}")
+    for field in ("devices", "num_nodes", "strategy"):
+        if getattr(args, field) is not None:
+            overrides.append(f"{field}={getattr(args, field)}")
     config = load_config(
         name,
         overrides,
@@ -85,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{args.model}-{Path(name).stem}-seed{args.seed}"
     fit = training.train_lm if is_lm_task(config.task) else training.train
     result = fit(config, out, resume=args.resume, progress=not args.quiet)
-    print(format_train_result(config, result))
+    if is_main_process():  # the other ranks of a data-parallel run print nothing
+        print(format_train_result(config, result))
     return 0
 
 

@@ -37,6 +37,8 @@ LOSSES = ("ce", "tet")
 # the smallest and two random subnets per mini-batch, their losses summed
 SAMPLING_RULES = ("uniform", "sandwich")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")  # Lightning's names
+# Lightning's names; the DDP family only: every rank holds the whole model
+STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
 SEED_MAX = 2**32 - 1  # numpy and Lightning take seeds in [0, 2**32)
 INT_MAX = 2**63 - 1  # what torch and Lightning count in
 # a task trains with the config of its own name, unless it is named here
@@ -91,6 +93,11 @@ class TrainConfig:
     limit_eval_samples: int | None = None
     seed: int = 0
     accelerator: str = "auto"
+    # processes per node and nodes of a data-parallel run (Lightning's DDP); each process
+    # takes optim.batch_size samples a step, so a step trains on batch_size x world size
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
     # checkpoints/last.ckpt is rewritten every this many optimizer steps (and at every epoch
     # end), so a killed run loses at most this many steps
     checkpoint_every_n_steps: int = 50
@@ -112,6 +119,7 @@ class TrainConfig:
             ("eval_lif_mode", EVAL_LIF_MODES),
             ("loss", LOSSES),
             ("accelerator", ACCELERATORS),
+            ("strategy", STRATEGIES),
             ("sampling", SAMPLING_RULES),
         ):
             if getattr(self, name) not in choices:
@@ -124,6 +132,9 @@ class TrainConfig:
             raise ValueError(f"spike_rate_target must be in [0, 1), got {self.spike_rate_target}")
         if not 0 <= self.seed <= SEED_MAX:
             raise ValueError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
+        for name in ("devices", "num_nodes"):  # ints, checked by type above
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("checkpoint_every_n_steps", "limit_train_samples", "limit_eval_samples"):
             _check_positive_or_none(name, getattr(self, name))
         if self.space is None and self.sampling != SAMPLING_RULES[0]:

@@ -105,10 +105,11 @@ def fit_and_test(
     batch = config.optim.batch_size
     if config.init is not None and not folder.resume:  # a resumed run has its own weights
         load_initial_weights(module.model, config.init)
-    atomic_write_text(
-        folder.path / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
-    )
-    train_loader = training_loader(train_set, batch, config.seed)
+    if folder.writer:
+        atomic_write_text(
+            folder.path / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
+        )
+    train_loader = training_loader(train_set, batch, config.seed, world_size(config))
     choice = _settle_lif_mode(module, train_loader, config, folder, progress, loss_fn)
     module.total_steps = min(
         config.optim.epochs * len(train_loader), config.optim.max_steps or float("inf")
@@ -135,6 +136,11 @@ def fit_and_test(
     folder.add_seconds(seconds)
     test_metrics = {name: float(value) for name, value in (metrics[0] if metrics else {}).items()}
     return TrainResult(folder.path, tested, test_metrics, choice)
+
+
+def world_size(config: TrainConfig) -> int:
+    """The processes of a run: devices per node x nodes."""
+    return config.devices * config.num_nodes
 
 
 def load_initial_weights(model: torch.nn.Module, checkpoint: str | Path) -> None:
@@ -216,6 +222,8 @@ class LatestCheckpoint(Checkpoint):
         self._saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.world_size > 1:  # every rank stops at the same step, saving together
+            self.interrupted = trainer.strategy.reduce_boolean_decision(self.interrupted, all=False)
         if self.interrupted or trainer.global_step % self.every_n_steps == 0:
             self._save(trainer)
         if self.interrupted:
@@ -339,7 +347,10 @@ def _trainer(
         max_epochs=config.optim.epochs,
         max_steps=config.optim.max_steps or -1,
         accelerator=config.accelerator,
-        devices=1,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        use_distributed_sampler=False,  # the training order splits itself (train/splits.py)
         logger=CSVLogger(folder.path, name="log"),  # a resumed run logs to a new version folder
         **validation,
         num_sanity_val_steps=0,

@@ -71,11 +71,14 @@ class LanguageModelModule(ClassifierModule):
             on_step=on_step,
             on_epoch=True,
             batch_size=max(1, int(counted)),  # the epoch mean is then per token
+            sync_dist=True,
         )
         return self._with_rate_penalty(loss, stage)
 
     def _log_perplexity(self, stage: str) -> None:
-        nll_sum, count = self._totals.pop(stage, (0.0, 0))
+        """exp of the mean NLL per token over the epoch, every rank's tokens counted."""
+        totals = torch.tensor(self._totals.pop(stage, (0.0, 0)), dtype=torch.float64)
+        nll_sum, count = self.trainer.strategy.reduce(totals, reduce_op="sum").tolist()
         if count:
             self.log(f"{stage}/ppl", perplexity(nll_sum / count), prog_bar=stage != "train")
 

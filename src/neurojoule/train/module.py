@@ -76,8 +76,15 @@ class ClassifierModule(L.LightningModule):
         acc = (logits.argmax(-1) == y).float().mean()
         on_step = stage == "train"
         loss = self._with_rate_penalty(loss, stage)
-        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True)
-        self.log(f"{stage}/acc", acc, prog_bar=True, on_step=on_step, on_epoch=True)
+        for name, value in (("loss", loss), ("acc", acc)):
+            self.log(
+                f"{stage}/{name}",
+                value,
+                prog_bar=True,
+                on_step=on_step,
+                on_epoch=True,
+                sync_dist=True,
+            )
         return loss
 
     def _check_output(self, value: torch.Tensor, x: torch.Tensor, what: str, stage: str):
@@ -159,9 +166,12 @@ class ClassifierModule(L.LightningModule):
         if not rates:
             return
         means = {name: statistics.fmean(values) for name, values in rates.items()}
+        # a data-parallel run logs the mean over its ranks (sync_dist), each rank's share of
+        # the batches counting alike
         for name, rate in means.items():
-            self.log(f"{stage}/spike_rate/{name}", rate)
-        self.log(f"{stage}/spike_rate/mean", statistics.fmean(means.values()), prog_bar=True)
+            self.log(f"{stage}/spike_rate/{name}", rate, sync_dist=True)
+        mean = statistics.fmean(means.values())
+        self.log(f"{stage}/spike_rate/mean", mean, prog_bar=True, sync_dist=True)
 
     def on_train_epoch_start(self):
         self._begin_stage("train")

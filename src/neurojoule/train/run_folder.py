@@ -3,6 +3,10 @@
 The lock is an advisory lock (flock) on OUT/.lock, which the operating system drops when its
 process ends, however it ends: a second run into a folder in use is refused, and a lock
 left by a killed run never blocks --resume.
+
+In a data-parallel run the writer is the process of global rank 0. The other ranks run the
+same command (started by Lightning, torchrun or srun), use the folder's paths and write
+nothing there themselves.
 """
 
 from __future__ import annotations
@@ -15,6 +19,15 @@ from pathlib import Path
 from neurojoule.util.files import atomic_write_text
 
 LOCK = ".lock"
+# where the launchers put a process's rank before torch.distributed starts: torchrun (RANK),
+# Lightning's own launcher (NODE_RANK, LOCAL_RANK), SLURM's srun (SLURM_PROCID)
+RANK_VARIABLES = ("RANK", "NODE_RANK", "LOCAL_RANK", "SLURM_PROCID")
+
+
+def is_main_process() -> bool:
+    """Whether this process writes the run folder: the only process of an ordinary run, the
+    one of global rank 0 in a data-parallel run."""
+    return all(os.environ.get(name, "0") == "0" for name in RANK_VARIABLES)
 
 
 class RunFolder:
@@ -24,6 +37,7 @@ class RunFolder:
     def __init__(self, out: str | Path, resume: bool):
         self.path = Path(out)
         self.resume = resume
+        self.writer = is_main_process()
         self._lock = None
 
     @property
@@ -35,6 +49,8 @@ class RunFolder:
         return self.checkpoints / "last.ckpt"
 
     def __enter__(self) -> RunFolder:
+        if not self.writer:
+            return self
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(
                 f"--out {self.path} is a file; expected a run folder (new or to resume)"
@@ -85,6 +101,8 @@ class RunFolder:
     def add_seconds(self, seconds: dict[str, float]) -> None:
         """timing.json: seconds spent in training (validation included) and in the final
         test; a resumed run adds its training time to that of the runs before it."""
+        if not self.writer:
+            return
         path = self.path / "timing.json"
         before = json.loads(path.read_text()) if self.resume and path.is_file() else {}
         totals = {
