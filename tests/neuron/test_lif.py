@@ -113,8 +113,11 @@ def test_the_step_function_is_the_written_out_equations(form, reset, v_reset, de
 
 @pytest.mark.parametrize("backend", ["numba", "torch"])
 @pytest.mark.parametrize(("form", "reset", "v_reset", "detach_reset", "sltt"), COMBINATIONS)
+# time last: the input's memory is neuron-major, as SpikingSSM's [B, H, L] is, which the
+# numba kernels read and write in place
+@pytest.mark.parametrize("time_last", [False, True])
 def test_backend_equals_the_step_loop(
-    backend, form, reset, v_reset, detach_reset, sltt, monkeypatch
+    backend, form, reset, v_reset, detach_reset, sltt, time_last, monkeypatch
 ):
     # Small backward chunks so that the numba path crosses several chunk boundaries.
     monkeypatch.setattr(lif_module, "_CHUNK_ELEMENTS", 40)
@@ -124,7 +127,12 @@ def test_backend_equals_the_step_loop(
         x, u0, leak, vth = _inputs(dtype, form)
         leaves = (x, u0, leak, vth)
         params = _params(form, leak, vth, surrogate=surrogate, **settings)
-        spikes, state = lif(x, params, time_dim=0, state=u0, backend=backend)
+        if time_last:
+            x_last = x.movedim(0, -1).contiguous()
+            spikes, state = lif(x_last, params, time_dim=-1, state=u0, backend=backend)
+            spikes = spikes.movedim(-1, 0)
+        else:
+            spikes, state = lif(x, params, time_dim=0, state=u0, backend=backend)
         ref_spikes, ref_state = step_loop(x, u0, params)
         assert torch.equal(spikes, ref_spikes) and 0.05 < spikes.mean() < 0.95
         assert torch.equal(state, ref_state)

@@ -12,10 +12,11 @@ the gradient through s in the reset; `detach_state` (SLTT) stops it through u fr
 the next.
 
 `lif_step` is the specification. `lif` runs it along a time axis: the torch backend is a plain
-loop of `lif_step`; the CPU backend runs compiled kernels (kernels.py) that the tests compare
-with that loop, spikes and state exactly, gradients to rounding.
+loop of `lif_step`; the CPU backend runs compiled kernels (kernels.py), and on CUDA the Triton
+backend runs fused kernels (triton_lif.py, with the optional extra `neurojoule[gpu]`); the tests
+compare both with that loop, spikes and state exactly, gradients to rounding.
 
-Non-finite input (IEEE arithmetic, the same on both backends):
+Non-finite input (IEEE arithmetic, the same on every backend):
 - NaN never reaches the threshold: no spike, and the potential becomes NaN. A NaN potential
   never spikes, so it is never reset: the neuron stays silent for the rest of the sequence and
   the final state is NaN (a next chunk run from it stays silent too).
@@ -31,6 +32,7 @@ input at their boundary, before it reaches a neuron.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass, replace
 from typing import NamedTuple
@@ -41,7 +43,7 @@ from neurojoule.neuron.surrogate import Surrogate, get_surrogate, spike
 
 DECAY_FORMS = ("multiplicative", "input")
 RESETS = ("hard", "soft")
-BACKENDS = ("auto", "numba", "torch")
+BACKENDS = ("auto", "numba", "torch", "triton")
 
 
 @dataclass(frozen=True)
@@ -128,13 +130,19 @@ def lif(
     """Run LIF neurons along the time axis `time_dim` of `x`; returns (spikes, final state).
 
     `state` is the potential after the previous chunk's last step (zeros when None), so a long
-    sequence can run in chunks. `backend`: "numba" (compiled, CPU float32/float64), "torch"
-    (a loop of `lif_step`, any device) or "auto" (numba where it can run). NaN and -Inf inputs
+    sequence can run in chunks. `backend`: "numba" (compiled, CPU float32/float64), "triton"
+    (fused kernels, CUDA float32/float64, needs triton), "torch" (a loop of `lif_step`, any
+    device) or "auto" (numba or triton where it can run, else torch). NaN and -Inf inputs
     silence a neuron for the rest of the sequence, +Inf makes it spike (see the module
-    docstring for the details, which both backends share).
+    docstring for the details, which every backend shares).
     """
     run = _Run(x, params, time_dim, state, backend)
-    if run.numba:
+    if run.triton:
+        from neurojoule.neuron import triton_lif
+
+        p = run.params
+        spikes, u_last = triton_lif.lif_2d(run.x2d, run.u0, p.leak, p.v_threshold, _settings(p))
+    elif run.numba:
         p = run.params
         compiled = _NumbaLIF if torch.is_grad_enabled() else _NumbaLIFInference
         spikes, u_last = compiled.apply(run.x2d, run.u0, p.leak, p.v_threshold, _settings(p))
@@ -154,7 +162,12 @@ def lif_trace(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Like `lif` without gradients, returning (spikes, potentials h before reset) per step."""
     run = _Run(x, params, time_dim, state, backend)
-    if run.numba:
+    if run.triton:
+        from neurojoule.neuron import triton_lif
+
+        p = run.params
+        spikes, h = triton_lif.trace_2d(run.x2d, run.u0, p.leak, p.v_threshold, _settings(p))
+    elif run.numba:
         h = torch.empty_like(run.x2d)
         p = run.params
         spikes, _ = _run_forward(
@@ -207,7 +220,8 @@ class _Run:
         leaks = {"decay": leak} if params.tau is None else {"tau": leak}
         vth = _per_neuron(params.v_threshold, self.step_shape, x)
         self.params = replace(params, **leaks, v_threshold=vth)
-        self.numba = _use_numba(backend, x)
+        self.triton = _use_triton(backend, x)
+        self.numba = not self.triton and _use_numba(backend, x)
 
     def restore(self, values2d: torch.Tensor) -> torch.Tensor:
         """[T, N] back to the input's shape and axis order."""
@@ -235,6 +249,30 @@ def _use_numba(backend: str, x: torch.Tensor) -> bool:
             f"the numba LIF backend needs a float32/float64 CPU tensor, got {x.dtype} on {x.device}"
         )
     return backend == "numba" or (backend == "auto" and numba_ok)
+
+
+def triton_available() -> bool:
+    """Whether triton is installed (without importing it)."""
+    try:
+        return importlib.util.find_spec("triton") is not None
+    except (ImportError, ValueError):  # a broken or blocked install
+        return False
+
+
+def _use_triton(backend: str, x: torch.Tensor) -> bool:
+    if backend == "triton":
+        if not triton_available():
+            raise ValueError("the triton LIF backend needs triton: pip install 'neurojoule[gpu]'")
+        from neurojoule.neuron import triton_lif
+
+        triton_lif.check_input(x)
+        return True
+    return (
+        backend == "auto"
+        and x.device.type == "cuda"
+        and x.dtype in (torch.float32, torch.float64)
+        and triton_available()
+    )
 
 
 def _lif_torch(x2d, u0, p: LIFParameters, trace: list | None = None):
@@ -274,7 +312,7 @@ class _NumbaLIF(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x2d, u0, leak, vth, settings: _Settings):
-        x2d = x2d.detach().contiguous()
+        x2d = _kernel_layout(x2d.detach())
         steps, n = x2d.shape
         chunk = _chunk_steps(n)
         wants_grad = any(ctx.needs_input_grad[:4])
@@ -291,7 +329,7 @@ class _NumbaLIF(torch.autograd.Function):
         x2d, u_ckpt, leak, vth = ctx.saved_tensors
         settings, chunk = ctx.settings, ctx.chunk
         steps, n = x2d.shape
-        grad_s = torch.zeros_like(x2d) if grad_s is None else grad_s.contiguous()
+        grad_s = torch.zeros_like(x2d) if grad_s is None else _kernel_layout(grad_s)
         gu = x2d.new_zeros(n) if grad_u_last is None else grad_u_last.contiguous().clone()
         if settings.input_decay:  # dh/du and dh/dx per neuron
             coef_x = 1.0 / leak
@@ -340,7 +378,7 @@ class _NumbaLIFInference(torch.autograd.Function):
 
     @staticmethod
     def forward(x2d, u0, leak, vth, settings: _Settings):
-        return _run_forward(x2d.contiguous(), u0, leak.contiguous(), vth.contiguous(), settings)
+        return _run_forward(_kernel_layout(x2d), u0, leak.contiguous(), vth.contiguous(), settings)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -381,8 +419,19 @@ def _form_code(settings: _Settings) -> int:
     return kernels.INPUT if settings.input_decay else kernels.MULTIPLICATIVE
 
 
+def _kernel_layout(values2d: torch.Tensor) -> torch.Tensor:
+    """[T, N] values as the kernels take them: time-major, or neuron-major ([N, T] memory,
+    which a time-last input such as SpikingSSM's [B, H, L] flattens to without a copy). The
+    kernels run either in place; spikes and gradients come out in the input's layout, so no
+    transposed copy is made on the way in or out. Any other strides are copied."""
+    if values2d.is_contiguous() or values2d.t().is_contiguous():
+        return values2d
+    return values2d.contiguous()
+
+
 def _run_forward(x2d, u0, leak, vth, settings: _Settings, h=None, u_ckpt=None, every=1):
-    """Call the compiled forward on contiguous [T, N] input; returns (spikes, final state)."""
+    """Call the compiled forward on [T, N] input in a _kernel_layout; returns (spikes, final
+    state), the spikes laid out like the input."""
     from neurojoule.neuron import kernels
 
     steps, n = x2d.shape

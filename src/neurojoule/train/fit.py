@@ -199,7 +199,9 @@ def _settle_lif_mode(module, train_loader, config, folder, progress, loss_fn) ->
         return lif_mode.reapply_recorded(module.model, folder.path)
     device = "cuda" if torch.cuda.is_available() and config.accelerator != "cpu" else "cpu"
     first_batch = next(iter(evaluation_loader(train_loader.dataset, config.optim.batch_size)))
-    choice = lif_mode.choose_and_record(module.model, first_batch, folder.path, loss_fn, device)
+    choice = lif_mode.choose_and_record(
+        module.model, first_batch, folder, loss_fn, device, world_size(config)
+    )
     if choice and progress:
         print(
             f"spiking layers train in {choice['chosen']} mode ({choice['rule']})", file=sys.stderr

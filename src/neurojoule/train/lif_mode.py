@@ -1,13 +1,16 @@
 """`lif_mode: auto`: which mode the spiking SSM layers train in, chosen once per run.
 
-A CPU and a CUDA GPU each have a fixed default, the faster mode in every measurement made
-so far: on a CPU the compiled exact LIF ("bptt"), on a GPU the surrogate dynamic network
-("sdn"). Timing does not enter the choice there: on a loaded CPU the parallel exact kernel
-slows several times more than the SDN does, so a timed choice would flip with the load of
-the machine (it did: a busy 2-core machine measured the SDN faster by more than 1.5x). On any
-other device the modes are timed in alternation and the SDN is chosen only when it is
-faster by a clear margin (MARGIN). The choice and the rule that decided are written to
-lif_mode.json in the run folder, and a resumed run continues in the recorded mode.
+A CPU has a fixed default, the faster mode in every measurement made so far: the compiled
+exact LIF ("bptt"). Timing does not enter the choice there: on a loaded CPU the parallel exact
+kernel slows several times more than the SDN does, so a timed choice would flip with the load
+of the machine (it did: a busy 2-core machine measured the SDN faster by more than 1.5x). A
+CUDA GPU without triton has a fixed default too, the surrogate dynamic network ("sdn"): its
+exact LIF is then a loop of small torch kernels, one launch per operation and step. With
+triton installed (the `gpu` extra) the exact LIF on CUDA is one fused kernel
+(neuron.triton_lif), and the GPU is timed like any device without a default: the modes are
+timed in alternation and the SDN is chosen only when it is faster by a clear margin (MARGIN).
+The choice and the rule that decided are written to lif_mode.json in the run folder, and a
+resumed run continues in the recorded mode.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from pathlib import Path
 import torch
 
 from neurojoule.layers import set_lif_mode, ssm_neurons
+from neurojoule.neuron.lif_core import triton_available
+from neurojoule.train.run_folder import RunFolder
 from neurojoule.util.timing import median_seconds
 
 DEFAULT_LIF_MODE = {"cpu": "bptt", "cuda": "sdn"}
+TIMED_WITH_TRITON = ("cuda",)  # devices whose default gives way to timing where triton runs
 MARGIN = 1.5  # elsewhere, the SDN must be this many times faster than the exact LIF
 RECORD = "lif_mode.json"
 
@@ -32,17 +38,27 @@ def classification_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
 
 
 def choose_lif_mode(
-    model: torch.nn.Module, batch, repeats: int = 5, loss_fn=classification_loss
+    model: torch.nn.Module,
+    batch,
+    repeats: int = 5,
+    loss_fn=classification_loss,
+    processes: int = 1,
 ) -> dict | None:
     """Set the training mode of the model's spiking SSM layers (see the module docstring) and
     return the record: chosen mode, seconds per training step of each mode, device, rule.
-    None for a model without spiking SSM layers."""
+    None for a model without spiking SSM layers. A run of several `processes` never times:
+    each would time for itself and could choose otherwise, so it takes the device's fixed
+    default (bptt where there is none)."""
     if not ssm_neurons(model):
         return None
     x, y = batch
     device = x.device.type
-    if device in DEFAULT_LIF_MODE:
-        chosen, seconds = DEFAULT_LIF_MODE[device], None
+    default = default_lif_mode(device)
+    if processes > 1:
+        chosen, seconds = DEFAULT_LIF_MODE.get(device, "bptt"), None
+        rule = f"the default on {device}, which every process of a data-parallel run takes"
+    elif default is not None:
+        chosen, seconds = default, None
         rule = f"the default on {device}: the faster mode in every measurement so far"
     else:
         seconds = _step_seconds(copy.deepcopy(model), x, y, repeats, loss_fn)
@@ -55,6 +71,13 @@ def choose_lif_mode(
         )
     set_lif_mode(model, chosen)
     return {"chosen": chosen, "rule": rule, "step_seconds": seconds, "device": str(x.device)}
+
+
+def default_lif_mode(device: str) -> str | None:
+    """The fixed mode of a device type, or None where the modes are timed."""
+    if device in TIMED_WITH_TRITON and triton_available():
+        return None
+    return DEFAULT_LIF_MODE.get(device)
 
 
 def _step_seconds(probe, x, y, repeats: int, loss_fn) -> dict[str, float]:
@@ -80,13 +103,17 @@ def _step_seconds(probe, x, y, repeats: int, loss_fn) -> dict[str, float]:
     return {mode: statistics.median(values) for mode, values in times.items()}
 
 
-def choose_and_record(model, first_batch, out: Path, loss_fn, device: str) -> dict | None:
-    """Choose on `device` with the run's first batch; write lif_mode.json."""
+def choose_and_record(
+    model, first_batch, folder: RunFolder, loss_fn, device: str, processes: int = 1
+) -> dict | None:
+    """Choose on `device` with the run's first batch; the folder's writer writes
+    lif_mode.json."""
     model.to(device)
-    choice = choose_lif_mode(model, [t.to(device) for t in first_batch], loss_fn=loss_fn)
+    batch = [t.to(device) for t in first_batch]
+    choice = choose_lif_mode(model, batch, loss_fn=loss_fn, processes=processes)
     model.cpu()
-    if choice:
-        (out / RECORD).write_text(json.dumps(choice, indent=2))
+    if choice and folder.writer:
+        (folder.path / RECORD).write_text(json.dumps(choice, indent=2))
     return choice
 
 
