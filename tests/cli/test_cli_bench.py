@@ -91,6 +91,45 @@ def test_bench_neuron_rows_are_the_measured_lif(timed, capsys):
         assert row["spikes_equal"] is (True if peers_installed else None)
 
 
+def _busy_loops(wait: float = 0.0) -> list[int]:
+    """This process's children that run a Python busy loop (Linux /proc), waiting up to `wait`
+    seconds for one: a child just forked shows its parent's command line until it execs."""
+    import os
+    import time
+
+    pid, deadline = os.getpid(), time.monotonic() + wait
+    while True:
+        found = []
+        for child in open(f"/proc/{pid}/task/{pid}/children").read().split():
+            try:
+                if b"while True: pass" in open(f"/proc/{child}/cmdline", "rb").read():
+                    found.append(int(child))
+            except FileNotFoundError:  # ended meanwhile
+                pass
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.01)
+
+
+def test_bench_neuron_busy_times_beside_a_busy_loop_and_stops_it(monkeypatch, capsys):
+    import neurojoule.bench.neuron as bench
+
+    rivals = []
+    real_time = bench.time_forward_backward
+
+    def time_and_look(fn, x, weight, repeats):
+        rivals.append(_busy_loops(wait=5.0))
+        return real_time(fn, x, weight, repeats)
+
+    monkeypatch.setattr(bench, "time_forward_backward", time_and_look)
+    argv = ["bench", "neuron", "--lengths", "32", "--channels", "8", "--repeats", "1"]
+    assert main([*argv, "--busy", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["busy"] is True and rows[0]["ours_backend"] == "numba"
+    assert rivals and all(len(found) == 1 for found in rivals)  # one rival, at every timing
+    assert _busy_loops() == []  # stopped and reaped
+
+
 def test_bad_energy_table_is_rejected_before_training(capsys):
     assert main(["demo", "--energy-table", "mac=4.6"]) == 2
     err = capsys.readouterr().err

@@ -5,13 +5,18 @@ Each peer runs the same input [L, channels] in the configuration that matches on
   - snnTorch Leaky (zero reset, no reset delay) vs multiplicative decay, tau = 0.125, hard
     reset, atan(alpha=2): snnTorch's own loop over time, as its users write it.
 Times are medians of repeated runs after three warm-up runs; spikes are compared element for
-element.
+element. With `busy`, every timing runs beside a competing CPU-bound process (a Python busy
+loop), as on a machine someone else is using: the rows then say how each implementation
+copes with a core it does not have to itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import torch
@@ -19,6 +24,7 @@ from tqdm import tqdm
 
 from neurojoule.bench import time_forward_backward
 from neurojoule.neuron import LIFParameters, lif
+from neurojoule.neuron.lif_core import triton_available
 
 SJ_TAU = 2.0
 SJ_DYNAMICS = LIFParameters(tau=SJ_TAU, reset="hard", surrogate="sigmoid(alpha=4)")
@@ -32,8 +38,26 @@ def ours(dynamics: LIFParameters, leak: float) -> Callable[[torch.Tensor], torch
     return lambda x: lif(x, params, time_dim=0)[0]
 
 
+def our_backend(device: str) -> str:
+    """The backend `lif(..., backend="auto")` runs on `device`."""
+    if device.startswith("cuda"):
+        return "triton" if triton_available() else "torch"
+    return "numba"
+
+
+@contextlib.contextmanager
+def competing_process() -> Iterator[None]:
+    """A CPU-bound Python process running beside the block, stopped when it ends."""
+    rival = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        rival.kill()
+        rival.wait()
+
+
 def spikingjelly_lif() -> Callable[[torch.Tensor], torch.Tensor] | None:
-    # SpikingJelly's import makes torch log that triton is missing (irrelevant on a CPU).
+    # SpikingJelly's import makes torch log whether triton is there; the row records what ran
     logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
     try:
         from spikingjelly.activation_based import neuron, surrogate
@@ -86,8 +110,19 @@ def run(
     snntorch_max_length: int = 4096,
     seed: int = 0,
     progress: bool = True,
+    device: str = "cpu",
+    busy: bool = False,
 ) -> list[dict]:
-    """One row per length with our times, the peers' times, speed-ups and spike equality."""
+    """One row per length with our times, the peers' times, speed-ups and spike equality;
+    with `busy`, measured beside a competing process."""
+    with competing_process() if busy else contextlib.nullcontext():
+        rows = _measure(lengths, channels, repeats, snntorch_max_length, seed, progress, device)
+    for row in rows:
+        row.update(device=device, ours_backend=our_backend(device), busy=busy)
+    return rows
+
+
+def _measure(lengths, channels, repeats, snntorch_max_length, seed, progress, device):
     peers = {"spikingjelly": spikingjelly_lif(), "snntorch": snntorch_leaky()}
     jobs = [(length, peer) for length in lengths for peer in peers]
     bar = tqdm(jobs, desc="bench neuron", unit="case", disable=not progress)
@@ -95,8 +130,8 @@ def run(
     generator = torch.Generator().manual_seed(seed)
     for length, peer in bar:
         bar.set_postfix_str(f"L={length} vs {peer}")
-        x = torch.randn(length, channels, generator=generator)
-        weight = torch.randn(length, channels, generator=generator)
+        x = torch.randn(length, channels, generator=generator).to(device)
+        weight = torch.randn(length, channels, generator=generator).to(device)
         row = rows[length]
         runner = peers[peer]
         skipped = runner is None or (peer == "snntorch" and length > snntorch_max_length)

@@ -83,6 +83,13 @@ def add_neuron_arguments(parser: argparse.ArgumentParser) -> None:
         default=default_of(run, "snntorch_max_length"),
         help="skip snnTorch above this L: it is far slower",
     )
+    parser.add_argument("--device", type=device, default=default_of(run, "device"), help="device")
+    parser.add_argument(
+        "--busy",
+        action="store_true",
+        help="time everything beside a competing CPU-bound process (a Python busy loop), as "
+        "on a machine in use by someone else",
+    )
     _add_threads(parser)
     add_json(parser, "one row per L")
     _add_plot(parser)
@@ -91,7 +98,6 @@ def add_neuron_arguments(parser: argparse.ArgumentParser) -> None:
 def run_neuron(args: argparse.Namespace) -> int:
     import torch
 
-    from neurojoule.bench import machine_description
     from neurojoule.bench.neuron import format_table, run
 
     torch.set_num_threads(args.threads)
@@ -103,10 +109,11 @@ def run_neuron(args: argparse.Namespace) -> int:
         snntorch_max_length=args.snntorch_max_length,
         seed=args.seed,
         progress=not args.json,
+        device=args.device,
+        busy=args.busy,
     )
-    return _print_rows(
-        args, rows, format_table, channels=args.channels, machine=machine_description()
-    )
+    machine = _device_description(args.device) + (", beside a busy loop" if args.busy else "")
+    return _print_rows(args, rows, format_table, channels=args.channels, machine=machine)
 
 
 # ---- sdn ---------------------------------------------------------------------------------

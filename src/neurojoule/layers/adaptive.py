@@ -131,7 +131,10 @@ class AdaptiveSoftmax(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self._last_macs = 0
 
-    def forward(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """Negative log-likelihood of `targets`; without targets, log_prob(hidden)."""
+        if targets is None:
+            return self.log_prob(hidden)
         self._check(hidden, targets)
         flat_hidden, flat_targets = hidden.reshape(-1, self.d_model), targets.reshape(-1)
         head = torch.log_softmax(self._head_logits(flat_hidden), dim=-1)

@@ -4,10 +4,12 @@
     S4DBlock:         S4D -> GELU -> dropout -> 1x1 conv H->2H -> GLU
     SSMBackbone:      n residual layers around either block, prenorm or postnorm
 
-All of them map [B, H, L] to [B, H, L]. In the spiking block the spikes reach only the 1x1
-conv, so at inference its input is binary (accumulate-only synapses) while the residual stream
-stays real-valued. In training mode nn.Dropout rescales kept spikes by 1 / (1 - p), so the conv
-sees {0, 1 / (1 - p)} then; at inference dropout is the identity.
+All of them map [B, H, L] to [B, H, L]; causal ones also run as a recurrence, one position
+[B, H, 1] at a time with an explicit state (`initial_state`, `step`), for streaming. In the
+spiking block the spikes reach only the 1x1 conv, so at inference its input is binary
+(accumulate-only synapses) while the residual stream stays real-valued. In training mode
+nn.Dropout rescales kept spikes by 1 / (1 - p), so the conv sees {0, 1 / (1 - p)} then; at
+inference dropout is the identity.
 """
 
 from __future__ import annotations
@@ -40,6 +42,37 @@ class _GatedS4DBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.glu(self.conv(self.dropout(self.activate(self.ssm(x)))), dim=1)
 
+    activation_states = 0  # tensors the activation carries from one step to the next
+
+    def initial_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        """What one step carries for `batch` sequences at their start: the S4D state, then
+        the activation's (the neurons' potentials; nothing for GELU)."""
+        return (self.ssm.initial_state(batch), *self.activation_state(batch))
+
+    def activation_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        return ()
+
+    def activate_step(
+        self, y: torch.Tensor, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        return self.activate(y), state
+
+    def step(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """One step [B, H, 1] -> (output [B, H, 1], state): forward() one position at a time.
+        The submodules are called as modules, so energy hooks count every step."""
+        size = 1 + self.activation_states
+        if not isinstance(state, tuple | list) or len(state) != size:
+            raise ValueError(
+                f"{type(self).__name__} step expects a state of {size} tensors (from "
+                f"initial_state), got {type(state).__name__}"
+                + (f" of {len(state)}" if isinstance(state, tuple | list) else "")
+            )
+        y, ssm_state = self.ssm(x, state=state[0])
+        a, activation_state = self.activate_step(y, tuple(state[1:]))
+        return F.glu(self.conv(self.dropout(a)), dim=1), (ssm_state, *activation_state)
+
 
 class SpikingS4DBlock(_GatedS4DBlock):
     """The spiking S4D block of SpikingSSM: the S4D output drives one LIF neuron per channel."""
@@ -57,6 +90,19 @@ class SpikingS4DBlock(_GatedS4DBlock):
 
     def activate(self, y: torch.Tensor) -> torch.Tensor:
         return self.neuron(y)
+
+    activation_states = 1
+
+    def activation_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        """The neurons' potentials [batch, H] at rest (v_reset = 0)."""
+        like = self.ssm.D
+        return (torch.zeros(batch, self.ssm.d_model, dtype=like.dtype, device=like.device),)
+
+    def activate_step(
+        self, y: torch.Tensor, state: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        spikes, potentials = self.neuron(y, state=state[0])
+        return spikes, (potentials,)
 
 
 class S4DBlock(_GatedS4DBlock):
@@ -104,6 +150,14 @@ class ResidualLayer(nn.Module):
         if self.prenorm:
             return x + self.dropout(self.block(self.norm(x)))
         return self.norm(x + self.dropout(self.block(x)))
+
+    def step(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """forward() on one step [B, H, 1], the block carrying `state` (see SSMBackbone.step)."""
+        if self.prenorm:
+            out, state = self.block.step(self.norm(x), state)
+            return x + self.dropout(out), state
+        out, state = self.block.step(x, state)
+        return self.norm(x + self.dropout(out)), state
 
     def extra_repr(self) -> str:
         return f"prenorm={self.prenorm}"
@@ -156,6 +210,55 @@ class SSMBackbone(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return self.final_norm(x)
+
+    def initial_state(self, batch: int) -> tuple[tuple[torch.Tensor, ...], ...]:
+        """The state of `batch` streams before their first step: one tuple of tensors a layer
+        (its S4D state, then its neurons' potentials), of sizes that never grow."""
+        self._check_streamable()
+        return tuple(layer.block.initial_state(batch) for layer in self.layers)
+
+    def step(
+        self, x: torch.Tensor, state: tuple[tuple[torch.Tensor, ...], ...]
+    ) -> tuple[torch.Tensor, tuple[tuple[torch.Tensor, ...], ...]]:
+        """forward() as a recurrence: the next position x [B, H, 1] of every stream and the
+        state after the previous ones -> (output [B, H, 1], new state). Stepping a sequence
+        from `initial_state` gives forward()'s outputs on it, position by position. The state
+        passed in is never modified."""
+        self._check_streamable()
+        check_sequence_batch(x, self.d_model, "SSMBackbone")
+        if x.shape[-1] != 1:
+            raise ValueError(
+                f"SSMBackbone step expects one step [B, {self.d_model}, 1], got {tuple(x.shape)}"
+            )
+        if not isinstance(state, tuple | list) or len(state) != len(self.layers):
+            got = type(state).__name__
+            if isinstance(state, tuple | list):
+                got += f" of length {len(state)}"
+            raise ValueError(
+                f"SSMBackbone step expects the state of its {len(self.layers)} layers (from "
+                f"initial_state), got {got}"
+            )
+        new_state = []
+        for layer, layer_state in zip(self.layers, state, strict=True):
+            x, layer_state = layer.step(x, layer_state)
+            new_state.append(layer_state)
+        return self.final_norm(x), tuple(new_state)
+
+    def _check_streamable(self) -> None:
+        """Refuse what cannot run one position at a time: blocks without a step, or batch
+        norms in training mode (their batch statistics mix all positions)."""
+        for index, layer in enumerate(self.layers):
+            if not callable(getattr(layer.block, "step", None)):
+                raise ValueError(
+                    f"SSMBackbone layer {index}: a {type(layer.block).__name__} cannot run one "
+                    "step at a time; expected a SpikingS4DBlock or S4DBlock"
+                )
+        for norm in [layer.norm for layer in self.layers] + [self.final_norm]:
+            if isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.training:
+                raise ValueError(
+                    "SSMBackbone steps one position at a time only with layer norms or batch "
+                    "norms in eval mode: a batch norm in training mode mixes all positions"
+                )
 
 
 def _standard_blocks(

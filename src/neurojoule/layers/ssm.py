@@ -6,6 +6,8 @@ Per channel h and complex mode n (N/2 modes for a state size N):
     K[h, l] = 2 Re( sum_n C_n B_bar_n A_bar_n^l )
 The layer computes y = causal_conv(u, K) + D u with FFTs of length 2L. A bidirectional
 kernel adds an anti-causal part: a second, independent kernel run over the reversed sequence.
+A unidirectional layer also runs as the recurrence the kernel unrolls, one step at a time
+(S4D.step, for streaming), carrying the complex state x_t = A_bar x_{t-1} + C B_bar u_t.
 The kernel options travel as one S4DKernelConfig from the model's config to every kernel.
 """
 
@@ -110,13 +112,18 @@ class S4DKernel(nn.Module):
         params = [self.log_dt, self.log_A_real, self.A_imag]
         return params + [self.B] if self.config.trainable_B else params
 
-    def forward(self, length: int) -> torch.Tensor:
+    def discretised(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(dt A, C B_bar) of the ZOH discretisation, complex [channels, modes]: A_bar is
+        exp(dt A), and the kernel and the recurrence both weigh mode n by C_n B_bar_n."""
         A = self.A
         dtA = A * torch.exp(self.log_dt).unsqueeze(-1)
         C = torch.view_as_complex(self.C)
         B = torch.view_as_complex(self.B)
         # expm1 keeps (exp(dtA) - 1) accurate when dt|A| is tiny (Path-X uses dt down to 1e-4).
-        weights = C * B * torch.expm1(dtA) / A
+        return dtA, C * B * torch.expm1(dtA) / A
+
+    def forward(self, length: int) -> torch.Tensor:
+        dtA, weights = self.discretised()
         steps = torch.arange(length, device=dtA.device, dtype=dtA.real.dtype)
         # Re(w e^{(a + ib) l}) = e^{al} (Re w cos bl - Im w sin bl): real exp/cos/sin are several
         # times faster than a complex exp on a CPU, forward and backward.
@@ -178,11 +185,75 @@ class S4D(nn.Module):
         self.kernel = S4DKernel(d_model, config)
         self.D = nn.Parameter(torch.randn(d_model))
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, state: torch.Tensor | None = None):
+        """y [B, H, L]; with `state`, one step of the recurrence instead: see `step`."""
+        if state is not None:
+            return self.step(u, state)
         self._check_input(u)
         k = self.kernel(u.shape[-1])
         k_anticausal = k[1] if self.kernel.bidirectional else None
         return fft_conv(u, k[0], k_anticausal) + self.D.unsqueeze(-1) * u
+
+    def initial_state(self, batch: int) -> torch.Tensor:
+        """The state of `batch` sequences before their first step: zeros, complex
+        [batch, H, d_state / 2], of the complex dtype that matches the parameters."""
+        self._check_causal()
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"S4D initial_state needs a batch size >= 1, got {batch!r}")
+        modes = self.kernel.A_imag.shape[-1]
+        dtype = torch.complex128 if self.D.dtype == torch.float64 else torch.complex64
+        return torch.zeros(batch, self.d_model, modes, dtype=dtype, device=self.D.device)
+
+    def step(self, u: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of the recurrence the convolution unrolls: u [B, H, 1] -> (y [B, H, 1],
+        new state), with x the state [B, H, d_state / 2] (complex):
+
+            x_t = A_bar x_{t-1} + (C B_bar) u_t,    y_t = 2 Re(sum_n x_t[n]) + D u_t
+
+        (C folded into the state), so from `initial_state` the outputs equal forward()'s on
+        the whole sequence. O(H N) work and memory per step, whatever the position.
+        Unidirectional kernels only.
+        """
+        self._check_causal()
+        self._check_input(u)
+        if u.shape[-1] != 1:
+            raise ValueError(f"S4D step expects one step [B, H, 1], got shape {tuple(u.shape)}")
+        expected = (u.shape[0], self.d_model, self.kernel.A_imag.shape[-1])
+        if not isinstance(state, torch.Tensor) or not state.is_complex():
+            got = state.dtype if isinstance(state, torch.Tensor) else type(state).__name__
+            raise ValueError(f"S4D step expects a complex state tensor {expected}, got {got}")
+        if tuple(state.shape) != expected:
+            raise ValueError(
+                f"S4D step expects a complex state {expected} (batch, H, d_state / 2), "
+                f"got shape {tuple(state.shape)}"
+            )
+        A_bar, weights = self._recurrence()
+        state = A_bar * state + weights * u
+        y = 2 * state.real.sum(-1, keepdim=True) + self.D.unsqueeze(-1) * u
+        return y, state
+
+    def _recurrence(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A_bar, C B_bar) of the kernel. Without autograd they are kept between steps while
+        the kernel's parameters stay the same tensors (same storage, dtype and version)."""
+        kernel = self.kernel
+        if torch.is_grad_enabled():
+            dtA, weights = kernel.discretised()
+            return torch.exp(dtA), weights
+        params = (kernel.log_dt, kernel.log_A_real, kernel.A_imag, kernel.C, kernel.B)
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        cached = self.__dict__.get("_step_constants")
+        if cached is None or cached[0] != key:
+            dtA, weights = kernel.discretised()
+            cached = (key, torch.exp(dtA), weights)
+            self.__dict__["_step_constants"] = cached
+        return cached[1], cached[2]
+
+    def _check_causal(self) -> None:
+        if self.kernel.bidirectional:
+            raise ValueError(
+                "S4D runs one step at a time only with a unidirectional kernel (the anti-causal "
+                "half reads later inputs): expected bidirectional=False, got True"
+            )
 
     def energy_dense_macs(self, u: torch.Tensor, output: torch.Tensor) -> int:
         """Multiply-adds of running this layer as its recurrence at inference, per step and

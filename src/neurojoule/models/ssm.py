@@ -5,7 +5,8 @@
 
 The same config builds the spiking model (spiking=True) and its S4D baseline (spiking=False).
 The flat SSMConfig (as YAML sees it) is built once into the kernel config and the neuron config
-that the layers take whole. Registered: spiking-ssm, s4d, spiking-ssm-lm, s4d-lm.
+that the layers take whole. Registered: spiking-ssm, s4d, spiking-ssm-lm, s4d-lm. The language
+model also runs as a recurrence, one token at a time (CausalLM.init_stream / step).
 """
 
 from __future__ import annotations
@@ -192,6 +193,33 @@ class CausalLM(nn.Module):
             return self.decoder.log_prob(h)
         return self.decoder(self.softmax_dropout(h))
 
+    def init_stream(self, batch: int = 1) -> StreamState:
+        """The state of `batch` token streams before their first token (see `step`)."""
+        return self.backbone.initial_state(batch)
+
+    def step(self, tokens: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, StreamState]:
+        """The model as a recurrence: the next token of each stream, ids [B], and the state
+        after the earlier ones -> (what forward() gives at this position, [B, vocab_size]:
+        logits, or log-probabilities with an adaptive softmax; the new state).
+
+        Stepping a sequence from `init_stream(B)` gives forward()'s outputs on it position by
+        position, with the exact LIF (an SDN mode is not used: it needs the whole sequence).
+        The state -- per layer the complex S4D state [B, H, d_state / 2] and the neurons'
+        potentials [B, H] -- never grows, so every step costs the same. The state passed in
+        is left as it was, so a stream can be branched. Every op runs through a module call,
+        so an EnergyCounter counts the streamed ops.
+        """
+        if not isinstance(tokens, torch.Tensor):
+            raise ValueError(f"expected token ids [B] as a tensor, got {type(tokens).__name__}")
+        _check_tokens(tokens, self.config.vocab_size, "[B] (one id per stream)", 1)
+        x = self.encoder(tokens.unsqueeze(1))
+        if not self.adaptive:
+            x = self.emb_dropout(x)
+        h, state = self.backbone.step(x.transpose(1, 2), state)
+        h = h.transpose(1, 2)  # [B, 1, d_model]
+        out = self.decoder(h) if self.adaptive else self.decoder(self.softmax_dropout(h))
+        return out.squeeze(1), state
+
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         """The hidden state the decoder reads, [B, L, d_model]."""
         _check_tokens(tokens, self.config.vocab_size, "[B, L]", 2)
@@ -220,6 +248,10 @@ class CausalLM(nn.Module):
         """Mean negative log-likelihood over the non-padding targets."""
         counted = (targets != PAD_ID).sum().clamp(min=1)
         return self.nll(tokens, targets).sum() / counted
+
+
+# what CausalLM.step carries: per layer (S4D state [B, H, d_state / 2] complex, potentials [B, H])
+StreamState = tuple[tuple[torch.Tensor, ...], ...]
 
 
 def _language_model_options(config: SSMConfig) -> dict:

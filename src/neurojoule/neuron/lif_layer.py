@@ -44,9 +44,8 @@ class LIF(SpikingNeuron):
     potential of x with v_th (SpikingSSM's threshold scaling): with v_reset = 0 the spikes are
     the same, the surrogate gradient is not.
 
-    forward(x) returns spikes. To run a long sequence in chunks, carry the state through the
-    function: `spikes, state = lif(*layer.lif_arguments(chunk), time_dim=layer.time_dim,
-    state=state)`.
+    forward(x) returns spikes. To run a long sequence in chunks (or a stream, step by step),
+    carry the state: `spikes, state = layer(chunk, state=state)`, from zeros at rest.
     """
 
     def __init__(
@@ -158,11 +157,22 @@ class LIF(SpikingNeuron):
             self.__dict__["_sdn"] = load_sdn(self.spec.decay)
         self._mode = mode
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
+        """Spikes of x from rest; with `state`, (spikes, state) from that state: see `step`."""
+        if state is not None:
+            return self.step(x, state)
         if self.mode == "sdn":
             return self._sdn_spikes(x)
         currents, params = self.lif_arguments(x)
         return lif(currents, params, time_dim=self.time_dim, backend=self.backend)[0]
+
+    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Continue from `state` (the potentials after the previous step, shaped like one
+        step of x: x without its time axis; zeros at rest) over the steps of x (for streaming,
+        one): returns (spikes, state after the last step). Always the exact LIF, whatever the
+        mode: an SDN predicts from a whole sequence, which a stream does not have."""
+        currents, params = self.lif_arguments(x)
+        return lif(currents, params, time_dim=self.time_dim, state=state, backend=self.backend)
 
     def lif_arguments(self, x: torch.Tensor) -> tuple[torch.Tensor, LIFParameters]:
         """(currents, parameters) this layer runs `lif` with on input x, in its exact modes."""
