@@ -9,6 +9,7 @@ import torch
 
 import neurojoule.neuron.lif_core as lif_module
 from neurojoule.neuron import LIFParameters, lif, lif_step, lif_trace
+from neurojoule.neuron.surrogate import Surrogate
 
 
 class _StraightThroughStep(torch.autograd.Function):
@@ -317,3 +318,62 @@ def test_vmap_runs_the_compiled_kernel_once_for_every_member(decay_form):
             assert torch.equal(states[member], expected_state)
         shared, _ = torch.vmap(run, in_dims=(0, None))(x, thresholds[0])
         assert torch.equal(shared[3], run(x[3], thresholds[0])[0])
+
+
+class _ShiftedTriangle(Surrogate):
+    """A surrogate the compiled backward does not know: torch evaluates it per chunk."""
+
+    name = "shifted-triangle"
+
+    def derivative(self, v: torch.Tensor) -> torch.Tensor:
+        return (1.0 - (v - 0.1).abs()).clamp_min(0.0)
+
+
+@pytest.mark.parametrize(
+    "surrogate",
+    [
+        "triangle(width=0.7)",
+        "sigmoid(alpha=3)",
+        "atan(alpha=1.5)",
+        "rectangular(width=0.8)",
+        _ShiftedTriangle(),
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("form", ["multiplicative", "input"])
+def test_numba_gradients_follow_every_surrogate(surrogate, form, monkeypatch):
+    monkeypatch.setattr(lif_module, "_CHUNK_ELEMENTS", 40)
+    for reset in ("hard", "soft"):
+        x, u0, leak, vth = _inputs(torch.float64, form)
+        params = _params(form, leak, vth, surrogate=surrogate, reset=reset)
+        spikes, state = lif(x, params, time_dim=0, state=u0, backend="numba")
+        ref_spikes, ref_state = step_loop(x, u0, params)
+        assert torch.equal(spikes, ref_spikes) and torch.equal(state, ref_state)
+        leaves = (x, u0, leak, vth)
+        for got, want in zip(
+            _grads(spikes, state, leaves), _grads(ref_spikes, ref_state, leaves), strict=True
+        ):
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_the_kernels_use_no_more_threads_than_cores_the_process_may_run_on():
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import os, numba, torch\n"
+        "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
+        "torch.set_num_threads(2)\n"
+        "from neurojoule.neuron import LIFParameters, lif\n"
+        "x = torch.randn(50, 300, requires_grad=True)\n"
+        "s, _ = lif(x, LIFParameters(decay=0.5), time_dim=0, backend='numba')\n"
+        "s.sum().backward()\n"
+        "print(numba.get_num_threads())\n"
+    )
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2"}  # 2 allowed, 1 core usable
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"

@@ -2,16 +2,26 @@
 
 Layout: time-major 2-D arrays [T, N]. The N columns (neurons) are split into one contiguous
 block per thread; within a block, time runs sequentially and the inner loop runs over the
-block's contiguous neurons, so it vectorises. The surrogate derivative is not evaluated here:
-the caller passes it in, computed by the same `Surrogate.derivative` the spike function uses.
+block's contiguous neurons, so it vectorises. The arrays may also be neuron-major ([N, T] in
+memory, passed as its transpose): the same loops then read each neuron's steps in order.
+
+The backward runs as one parallel region: each thread recomputes its block's potentials chunk
+by chunk from the checkpoints and steps back through them, evaluating the built-in surrogate
+derivatives (SURROGATE_CODES) itself. A machine busy with other work then costs a wait at one
+barrier per call instead of at several per chunk. For any other surrogate the caller computes
+the derivative per chunk with `Surrogate.derivative` and calls `lif_backward_chunk`.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
 
 MULTIPLICATIVE, INPUT = 0, 1  # decay forms: h = decay*u + x   |   h = u + (x - u)/tau
+# surrogate.py's built-in derivatives, each with its one parameter (width or alpha)
+SURROGATE_CODES = {"triangle": 0, "sigmoid": 1, "atan": 2, "rectangular": 3}
 
 
 @numba.njit(inline="always")
@@ -113,23 +123,94 @@ def lif_backward_chunk(
             h_p = h[t - 1, lo:hi] if t > 0 else u_start[lo:hi]
             s_p = s[t - 1, lo:hi] if t > 0 else no_spikes
             for i in range(hi - lo):
-                hv = h_t[i]
-                if soft_reset:
-                    gs = gs_t[i] - gu_b[i] * vth_b[i] * reset_grad
-                    gh = gu_b[i] + gs * d_t[i]
-                    gv_b[i] -= s_t[i] * gu_b[i] + gs * d_t[i]
-                    up = h_p[i] - s_p[i] * vth_b[i]
-                else:
-                    gs = gs_t[i] + gu_b[i] * (v_reset - hv) * reset_grad
-                    gh = gu_b[i] - gu_b[i] * s_t[i] + gs * d_t[i]
-                    gv_b[i] -= gs * d_t[i]
-                    up = v_reset if s_p[i] != 0 else h_p[i]
-                gx_t[i] = gh * cx_b[i]
-                if form == MULTIPLICATIVE:
-                    gt_b[i] += gh * up
-                else:
-                    gt_b[i] += gh * (up - hv) * cx_b[i]
-                gu_b[i] = gh * cu_b[i] * keep_state
+                gx_t[i] = _back_step(
+                    i, h_t[i], s_t[i], d_t[i], gs_t[i], h_p[i], s_p[i], gu_b, gt_b, gv_b,
+                    cu_b, cx_b, vth_b, v_reset, form, soft_reset, reset_grad, keep_state,
+                )  # fmt: skip
+
+
+@numba.njit(inline="always")
+def _back_step(
+    i, hv, sv, d, gs_in, hp, sp, gu, g_leak, g_vth,
+    coef_u, coef_x, vth, v_reset, form, soft_reset, reset_grad, keep_state,
+):  # fmt: skip
+    """One step back in time for neuron i: h, spike, surrogate derivative and incoming spike
+    gradient of this step, h and spike of the step before. Updates the state gradient gu[i]
+    and the parameter gradients in place; returns the input's gradient."""
+    if soft_reset:
+        gs = gs_in - gu[i] * vth[i] * reset_grad
+        gh = gu[i] + gs * d
+        g_vth[i] -= sv * gu[i] + gs * d
+        up = hp - sp * vth[i]
+    else:
+        gs = gs_in + gu[i] * (v_reset - hv) * reset_grad
+        gh = gu[i] - gu[i] * sv + gs * d
+        g_vth[i] -= gs * d
+        up = v_reset if sp != 0 else hp
+    if form == MULTIPLICATIVE:
+        g_leak[i] += gh * up
+    else:
+        g_leak[i] += gh * (up - hv) * coef_x[i]
+    gu[i] = gh * coef_u[i] * keep_state
+    return gh * coef_x[i]
+
+
+@numba.njit(inline="always")
+def _surrogate_derivative(v, code, param):
+    """surrogate.py's derivatives at v = h - v_th, by SURROGATE_CODES."""
+    if code == 0:  # triangle, param = width
+        return max(1.0 - abs(v) / param, 0.0) / param
+    if code == 1:  # sigmoid, param = alpha
+        sig = 1.0 / (1.0 + math.exp(-param * v))
+        return param * sig * (1.0 - sig)
+    if code == 2:  # atan, param = alpha
+        return (param / 2.0) / (1.0 + (math.pi / 2.0 * param * v) ** 2)
+    return (1.0 if abs(v) < param / 2.0 else 0.0) / param  # rectangular, param = width
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def lif_backward(
+    x, u_ckpt, every, leak, vth, coef_u, coef_x, v_reset, form, soft_reset, reset_grad,
+    keep_state, surrogate, param, block, grad_s, grad_x, gu, g_leak, g_vth,
+):  # fmt: skip
+    """The whole backward in one parallel region (arrays [T, N]; per-neuron vectors [N]).
+
+    u_ckpt[c] is the state before step c * every, as lif_forward stored it. Each block of
+    neurons walks the chunks newest first: it recomputes the chunk's potentials and spikes
+    into buffers of its own, then steps back through them. gu (the gradient reaching the
+    final state), g_leak and g_vth are updated in place; grad_x is written.
+    """
+    steps, n = x.shape
+    for b in numba.prange((n + block - 1) // block):
+        lo = b * block
+        hi = min(lo + block, n)
+        h = np.empty((every, hi - lo), dtype=x.dtype)
+        s = np.empty((every, hi - lo), dtype=x.dtype)
+        u = np.empty(hi - lo, dtype=x.dtype)
+        leak_b, vth_b = leak[lo:hi], vth[lo:hi]
+        cu_b, cx_b = coef_u[lo:hi], coef_x[lo:hi]
+        gu_b, gt_b, gv_b = gu[lo:hi], g_leak[lo:hi], g_vth[lo:hi]
+        for c in range(u_ckpt.shape[0] - 1, -1, -1):
+            t0 = c * every
+            t1 = min(t0 + every, steps)
+            u_start = u_ckpt[c, lo:hi]
+            u[:] = u_start
+            for t in range(t0, t1):
+                x_t, h_t, s_t = x[t, lo:hi], h[t - t0], s[t - t0]
+                for i in range(hi - lo):
+                    h_t[i] = _step(i, u, x_t, leak_b, vth_b, v_reset, form, soft_reset, s_t)
+            for t in range(t1 - 1, t0 - 1, -1):
+                k = t - t0
+                h_t, s_t = h[k], s[k]
+                gs_t, gx_t = grad_s[t, lo:hi], grad_x[t, lo:hi]
+                for i in range(hi - lo):
+                    hp = h[k - 1, i] if k > 0 else u_start[i]
+                    sp = s[k - 1, i] if k > 0 else 0.0
+                    d = _surrogate_derivative(h_t[i] - vth_b[i], surrogate, param)
+                    gx_t[i] = _back_step(
+                        i, h_t[i], s_t[i], d, gs_t[i], hp, sp, gu_b, gt_b, gv_b,
+                        cu_b, cx_b, vth_b, v_reset, form, soft_reset, reset_grad, keep_state,
+                    )  # fmt: skip
 
 
 def block_size(n: int, threads: int) -> int:

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from dataclasses import dataclass, replace
+import os
+from dataclasses import astuple, dataclass, replace
 from typing import NamedTuple
 
 import torch
 
-from neurojoule.neuron.surrogate import Surrogate, get_surrogate, spike
+from neurojoule.neuron.surrogate import SURROGATES, Surrogate, get_surrogate, spike
 
 DECAY_FORMS = ("multiplicative", "input")
 RESETS = ("hard", "soft")
@@ -327,8 +328,8 @@ class _NumbaLIF(torch.autograd.Function):
         from neurojoule.neuron import kernels
 
         x2d, u_ckpt, leak, vth = ctx.saved_tensors
-        settings, chunk = ctx.settings, ctx.chunk
-        steps, n = x2d.shape
+        settings = ctx.settings
+        n = x2d.shape[1]
         grad_s = torch.zeros_like(x2d) if grad_s is None else _kernel_layout(grad_s)
         gu = x2d.new_zeros(n) if grad_u_last is None else grad_u_last.contiguous().clone()
         if settings.input_decay:  # dh/du and dh/dx per neuron
@@ -339,36 +340,52 @@ class _NumbaLIF(torch.autograd.Function):
         grad_x = torch.empty_like(x2d)
         g_leak, g_vth = torch.zeros_like(leak), torch.zeros_like(vth)
         scalar = x2d.numpy().dtype.type
-        h_buf = x2d.new_empty((chunk, n))
-        for t0 in range(((steps - 1) // chunk) * chunk, -1, -chunk):
-            t1 = min(t0 + chunk, steps)
-            u_start = u_ckpt[t0 // chunk]
-            h = h_buf[: t1 - t0]
-            s, _ = _run_forward(x2d[t0:t1], u_start, leak, vth, settings, h=h)
-            sg = settings.surrogate.derivative(h - vth).contiguous()
-            kernels.lif_backward_chunk(
-                sg.numpy(),
-                grad_s[t0:t1].numpy(),
-                h.numpy(),
-                s.numpy(),
-                u_start.numpy(),
-                coef_u.detach().contiguous().numpy(),
-                coef_x.detach().contiguous().numpy(),
-                vth.detach().numpy(),
-                scalar(settings.v_reset),
-                _form_code(settings),
-                settings.soft_reset,
-                scalar(0.0 if settings.detach_reset else 1.0),
-                scalar(0.0 if settings.detach_state else 1.0),
-                kernels.block_size(n, _sync_threads()),
-                grad_x[t0:t1].numpy(),
-                gu.numpy(),
-                g_leak.numpy(),
-                g_vth.numpy(),
+        common = (  # what both backward kernels take after the neuron's parameters
+            coef_u.detach().contiguous().numpy(),
+            coef_x.detach().contiguous().numpy(),
+            scalar(settings.v_reset),
+            _form_code(settings),
+            settings.soft_reset,
+            scalar(0.0 if settings.detach_reset else 1.0),
+            scalar(0.0 if settings.detach_state else 1.0),
+        )
+        block = kernels.block_size(n, _sync_threads())
+        grads = (grad_x, gu, g_leak, g_vth)
+        built_in = _built_in_surrogate(settings.surrogate)
+        if built_in is not None:
+            kernels.lif_backward(
+                x2d.numpy(), u_ckpt.numpy(), ctx.chunk, leak.detach().numpy(),
+                vth.detach().numpy(), *common, *built_in, block, grad_s.numpy(),
+                *(g.numpy() for g in grads),
+            )  # fmt: skip
+        else:
+            _backward_by_chunks(
+                x2d, u_ckpt, ctx.chunk, leak, vth, settings, common, block, grad_s, grads
             )
         needed = ctx.needs_input_grad
-        grads = (grad_x, gu, g_leak, g_vth)
         return tuple(g if needed[i] else None for i, g in enumerate(grads)) + (None,)
+
+
+def _backward_by_chunks(x2d, u_ckpt, chunk, leak, vth, settings, common, block, grad_s, grads):
+    """The backward for a surrogate the kernel does not know: chunk by chunk, newest first,
+    torch computing the surrogate derivative of each recomputed chunk; fills `grads`."""
+    from neurojoule.neuron import kernels
+
+    steps, n = x2d.shape
+    coef_u, coef_x, *flags = common
+    grad_x, gu, g_leak, g_vth = grads
+    h_buf = x2d.new_empty((chunk, n))
+    for t0 in range(((steps - 1) // chunk) * chunk, -1, -chunk):
+        t1 = min(t0 + chunk, steps)
+        u_start = u_ckpt[t0 // chunk]
+        h = h_buf[: t1 - t0]
+        s, _ = _run_forward(x2d[t0:t1], u_start, leak, vth, settings, h=h)
+        sg = settings.surrogate.derivative(h - vth).contiguous()
+        kernels.lif_backward_chunk(
+            sg.numpy(), grad_s[t0:t1].numpy(), h.numpy(), s.numpy(), u_start.numpy(),
+            coef_u, coef_x, vth.detach().numpy(), *flags, block,
+            grad_x[t0:t1].numpy(), gu.numpy(), g_leak.numpy(), g_vth.numpy(),
+        )  # fmt: skip
 
 
 class _NumbaLIFInference(torch.autograd.Function):
@@ -419,6 +436,18 @@ def _form_code(settings: _Settings) -> int:
     return kernels.INPUT if settings.input_decay else kernels.MULTIPLICATIVE
 
 
+def _built_in_surrogate(surrogate: Surrogate) -> tuple[int, float] | None:
+    """(code, parameter) of a surrogate the backward kernel evaluates itself; None for any
+    other (a subclass, say), whose derivative torch computes."""
+    from neurojoule.neuron import kernels
+
+    code = kernels.SURROGATE_CODES.get(surrogate.name)
+    if code is None or type(surrogate) is not SURROGATES[surrogate.name]:
+        return None
+    (parameter,) = astuple(surrogate)
+    return code, parameter
+
+
 def _kernel_layout(values2d: torch.Tensor) -> torch.Tensor:
     """[T, N] values as the kernels take them: time-major, or neuron-major ([N, T] memory,
     which a time-last input such as SpikingSSM's [B, H, L] flattens to without a copy). The
@@ -457,9 +486,18 @@ def _run_forward(x2d, u0, leak, vth, settings: _Settings, h=None, u_ckpt=None, e
 
 
 def _sync_threads() -> int:
-    """Give numba the thread count torch was told to use (tests and benchmarks set it)."""
+    """Give numba the thread count torch was told to use (tests and benchmarks set it), at
+    most the cores this process may run on (a container or `taskset` may allow fewer than
+    the machine has): a thread without a core of its own holds up every barrier."""
     import numba
 
-    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    numba.set_num_threads(threads)
-    return threads
+    threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, _usable_cores())
+    numba.set_num_threads(max(1, threads))
+    return max(1, threads)
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform (macOS)
+        return os.cpu_count() or 1
