@@ -19,6 +19,8 @@ ALLOWED = {
     "train": {"util", "neuron", "energy", "layers", "models", "data"},
     "search": {"util", "neuron", "energy", "layers", "models", "data", "train"},
     "bench": {"util", "neuron", "energy", "layers", "models", "data", "train"},
+    # exchange formats (NIR): beside train/ and search/, above the models it exports
+    "export": {"util", "neuron", "energy", "layers", "models", "data"},
 }
 PACKAGES = tuple(ALLOWED)
 

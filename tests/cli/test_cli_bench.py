@@ -2,6 +2,7 @@
 the LIF's, checked against a plain loop written here."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -100,9 +101,9 @@ def _busy_loops(wait: float = 0.0) -> list[int]:
     pid, deadline = os.getpid(), time.monotonic() + wait
     while True:
         found = []
-        for child in open(f"/proc/{pid}/task/{pid}/children").read().split():
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
             try:
-                if b"while True: pass" in open(f"/proc/{child}/cmdline", "rb").read():
+                if b"while True: pass" in Path(f"/proc/{child}/cmdline").read_bytes():
                     found.append(int(child))
             except FileNotFoundError:  # ended meanwhile
                 pass

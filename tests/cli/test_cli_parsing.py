@@ -59,6 +59,8 @@ HELP = [
     (["supernet", "extract", "--help"], True),
     (["search", "--help"], True),
     (["version", "--help"], False),
+    (["generate", "--help"], True),
+    (["export", "--help"], False),
 ]
 
 
@@ -90,6 +92,8 @@ def test_the_help_lists_every_command_and_each_has_a_module():
         "demo",
         "train",
         "eval",
+        "generate",
+        "export",
         "models",
         "configs",
         "version",
