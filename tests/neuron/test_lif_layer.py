@@ -150,3 +150,20 @@ def test_bad_inputs_name_what_was_expected():
     layer.mode = "sdn"
     with pytest.raises(ValueError, match="0 time steps along dim 0"):
         layer(torch.ones(0, 2, 4))
+
+
+@pytest.mark.parametrize("threshold", ["channel", "shared"])
+def test_the_threshold_scaling_has_the_gradients_of_a_plain_division(threshold):
+    from neurojoule.neuron import SSMNeuron, SSMNeuronConfig
+
+    layer = SSMNeuron(5, SSMNeuronConfig(threshold=threshold)).double()
+    with torch.no_grad():
+        layer.ln_vth.add_(torch.linspace(-0.5, 0.5, layer.ln_vth.numel()).view_as(layer.ln_vth))
+    x = torch.randn(3, 5, 11, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 5, 11, dtype=torch.float64)
+    (layer.unit_threshold_input(x) * weight).sum().backward()
+    got = x.grad.clone(), layer.ln_vth.grad.clone()
+    x.grad, layer.ln_vth.grad = None, None
+    (x / layer.v_threshold * weight).sum().backward()  # autograd's own division
+    torch.testing.assert_close(got[0], x.grad, rtol=1e-12, atol=0)
+    torch.testing.assert_close(got[1], layer.ln_vth.grad, rtol=1e-12, atol=1e-15)

@@ -22,6 +22,7 @@ import numpy as np
 MULTIPLICATIVE, INPUT = 0, 1  # decay forms: h = decay*u + x   |   h = u + (x - u)/tau
 # surrogate.py's built-in derivatives, each with its one parameter (width or alpha)
 SURROGATE_CODES = {"triangle": 0, "sigmoid": 1, "atan": 2, "rectangular": 3}
+NEURON_MAJOR_BLOCK = 64  # neurons per block when each neuron's steps are contiguous
 
 
 @numba.njit(inline="always")
@@ -156,22 +157,33 @@ def _back_step(
 
 
 @numba.njit(inline="always")
-def _surrogate_derivative(v, code, param):
-    """surrogate.py's derivatives at v = h - v_th, by SURROGATE_CODES."""
-    if code == 0:  # triangle, param = width
-        return max(1.0 - abs(v) / param, 0.0) / param
-    if code == 1:  # sigmoid, param = alpha
-        sig = 1.0 / (1.0 + math.exp(-param * v))
-        return param * sig * (1.0 - sig)
-    if code == 2:  # atan, param = alpha
-        return (param / 2.0) / (1.0 + (math.pi / 2.0 * param * v) ** 2)
-    return (1.0 if abs(v) < param / 2.0 else 0.0) / param  # rectangular, param = width
+def _surrogate_derivative(v, code, p1, p2):
+    """surrogate.py's derivatives at v = h - v_th, by SURROGATE_CODES, with the parameters of
+    surrogate_parameters. Every constant derives from p1, typed like the arrays, so float32
+    work stays float32 (a float64 literal would promote the whole backward)."""
+    one = p1 / p1
+    zero = p1 - p1
+    if code == 0:  # triangle: (w - |v|) / w^2 inside |v| < w
+        return max(p1 - abs(v), zero) / (p1 * p1)
+    if code == 1:  # sigmoid: alpha sig (1 - sig)
+        sig = one / (one + math.exp(-p1 * v))
+        return p1 * sig * (one - sig)
+    if code == 2:  # atan: (alpha / 2) / (1 + (pi / 2 alpha v)^2)
+        return p1 / (one + (p2 * v) * (p2 * v))
+    return (one if abs(v) + abs(v) < p1 else zero) / p1  # rectangular: 1/w inside |v| < w/2
+
+
+def surrogate_parameters(code: int, parameter: float) -> tuple[float, float]:
+    """(p1, p2) of _surrogate_derivative for a surrogate's width or alpha."""
+    if code == SURROGATE_CODES["atan"]:
+        return parameter / 2.0, math.pi / 2.0 * parameter
+    return parameter, 0.0
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def lif_backward(
     x, u_ckpt, every, leak, vth, coef_u, coef_x, v_reset, form, soft_reset, reset_grad,
-    keep_state, surrogate, param, block, grad_s, grad_x, gu, g_leak, g_vth,
+    keep_state, surrogate, p1, p2, block, grad_s, grad_x, gu, g_leak, g_vth,
 ):  # fmt: skip
     """The whole backward in one parallel region (arrays [T, N]; per-neuron vectors [N]).
 
@@ -206,7 +218,7 @@ def lif_backward(
                 for i in range(hi - lo):
                     hp = h[k - 1, i] if k > 0 else u_start[i]
                     sp = s[k - 1, i] if k > 0 else 0.0
-                    d = _surrogate_derivative(h_t[i] - vth_b[i], surrogate, param)
+                    d = _surrogate_derivative(h_t[i] - vth_b[i], surrogate, p1, p2)
                     gx_t[i] = _back_step(
                         i, h_t[i], s_t[i], d, gs_t[i], hp, sp, gu_b, gt_b, gv_b,
                         cu_b, cx_b, vth_b, v_reset, form, soft_reset, reset_grad, keep_state,

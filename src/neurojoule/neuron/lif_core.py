@@ -349,13 +349,15 @@ class _NumbaLIF(torch.autograd.Function):
             scalar(0.0 if settings.detach_reset else 1.0),
             scalar(0.0 if settings.detach_state else 1.0),
         )
-        block = kernels.block_size(n, _sync_threads())
+        block = _block(x2d)
         grads = (grad_x, gu, g_leak, g_vth)
         built_in = _built_in_surrogate(settings.surrogate)
         if built_in is not None:
+            code, parameter = built_in
+            p1, p2 = kernels.surrogate_parameters(code, parameter)
             kernels.lif_backward(
                 x2d.numpy(), u_ckpt.numpy(), ctx.chunk, leak.detach().numpy(),
-                vth.detach().numpy(), *common, *built_in, block, grad_s.numpy(),
+                vth.detach().numpy(), *common, code, scalar(p1), scalar(p2), block, grad_s.numpy(),
                 *(g.numpy() for g in grads),
             )  # fmt: skip
         else:
@@ -475,7 +477,7 @@ def _run_forward(x2d, u0, leak, vth, settings: _Settings, h=None, u_ckpt=None, e
         x2d.numpy().dtype.type(settings.v_reset),
         _form_code(settings),
         settings.soft_reset,
-        kernels.block_size(n, _sync_threads()),
+        _block(x2d),
         s.numpy(),
         u_last.numpy(),
         (nothing if h is None else h).numpy(),
@@ -494,6 +496,19 @@ def _sync_threads() -> int:
     threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, _usable_cores())
     numba.set_num_threads(max(1, threads))
     return max(1, threads)
+
+
+def _block(x2d: torch.Tensor) -> int:
+    """Neurons per kernel block. Time-major memory: one block per thread, whose long rows of
+    neighbouring neurons vectorise. Neuron-major: a few neurons at a time, each reading its
+    own row of steps in order, so the block's rows stay in cache and its neurons' independent
+    recurrences overlap."""
+    from neurojoule.neuron import kernels
+
+    threads = _sync_threads()
+    if x2d.shape[0] > 1 and x2d.stride(0) == 1:
+        return kernels.NEURON_MAJOR_BLOCK
+    return kernels.block_size(x2d.shape[1], threads)
 
 
 def _usable_cores() -> int:

@@ -195,9 +195,9 @@ class LIF(SpikingNeuron):
     def unit_threshold_input(self, x: torch.Tensor) -> torch.Tensor:
         """x / v_th: the currents a neuron of threshold 1 (and the SDN) receives."""
         v_threshold = self.v_threshold
-        if not isinstance(v_threshold, torch.Tensor) and v_threshold == 1.0:
-            return x
-        return x / v_threshold
+        if not isinstance(v_threshold, torch.Tensor):
+            return x if v_threshold == 1.0 else x / v_threshold
+        return _DivideByThreshold.apply(x, v_threshold)
 
     def _sdn_spikes(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
@@ -350,3 +350,28 @@ def _scale_layer(layer: LIF, threshold: float, time: float) -> None:
 def _few(names) -> str:
     names = list(names)
     return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+
+class _DivideByThreshold(torch.autograd.Function):
+    """x / v_th, with a backward that keeps the quotient (which the LIF after it keeps too)
+    rather than x: d/dv_th (x / v_th) = -(x / v_th) / v_th, so the threshold's gradient is
+    one product and one sum, and x can be freed."""
+
+    generate_vmap_rule = True  # elementwise, so torch.func.vmap batches it (ES populations)
+
+    @staticmethod
+    def forward(x, v_threshold):
+        return x / v_threshold
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(output, inputs[1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, v_threshold = ctx.saved_tensors
+        grad_x = grad / v_threshold if ctx.needs_input_grad[0] else None
+        grad_threshold = None
+        if ctx.needs_input_grad[1]:
+            grad_threshold = -(grad * y).sum_to_size(v_threshold.shape) / v_threshold
+        return grad_x, grad_threshold
