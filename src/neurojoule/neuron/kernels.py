@@ -157,20 +157,28 @@ def _back_step(
 
 
 @numba.njit(inline="always")
-def _surrogate_derivative(v, code, p1, p2):
-    """surrogate.py's derivatives at v = h - v_th, by SURROGATE_CODES, with the parameters of
-    surrogate_parameters. Every constant derives from p1, typed like the arrays, so float32
-    work stays float32 (a float64 literal would promote the whole backward)."""
+def _surrogate_row(d, h_t, vth, code, p1, p2):
+    """d[i] = surrogate derivative at h_t[i] - vth[i] (surrogate.py's, by SURROGATE_CODES, with
+    the parameters of surrogate_parameters), one loop per surrogate so that each vectorises.
+    Every constant derives from p1, typed like the arrays: a float64 literal would promote
+    float32 work."""
     one = p1 / p1
     zero = p1 - p1
     if code == 0:  # triangle: (w - |v|) / w^2 inside |v| < w
-        return max(p1 - abs(v), zero) / (p1 * p1)
-    if code == 1:  # sigmoid: alpha sig (1 - sig)
-        sig = one / (one + math.exp(-p1 * v))
-        return p1 * sig * (one - sig)
-    if code == 2:  # atan: (alpha / 2) / (1 + (pi / 2 alpha v)^2)
-        return p1 / (one + (p2 * v) * (p2 * v))
-    return (one if abs(v) + abs(v) < p1 else zero) / p1  # rectangular: 1/w inside |v| < w/2
+        for i in range(d.size):
+            d[i] = max(p1 - abs(h_t[i] - vth[i]), zero) / (p1 * p1)
+    elif code == 1:  # sigmoid: alpha sig (1 - sig)
+        for i in range(d.size):
+            sig = one / (one + math.exp(-p1 * (h_t[i] - vth[i])))
+            d[i] = p1 * sig * (one - sig)
+    elif code == 2:  # atan: (alpha / 2) / (1 + (pi / 2 alpha v)^2)
+        for i in range(d.size):
+            v = p2 * (h_t[i] - vth[i])
+            d[i] = p1 / (one + v * v)
+    else:  # rectangular: 1/w inside |v| < w/2
+        for i in range(d.size):
+            v = abs(h_t[i] - vth[i])
+            d[i] = (one if v + v < p1 else zero) / p1
 
 
 def surrogate_parameters(code: int, parameter: float) -> tuple[float, float]:
@@ -199,13 +207,16 @@ def lif_backward(
         h = np.empty((every, hi - lo), dtype=x.dtype)
         s = np.empty((every, hi - lo), dtype=x.dtype)
         u = np.empty(hi - lo, dtype=x.dtype)
+        u_start = np.empty(hi - lo, dtype=x.dtype)
+        no_spikes = np.zeros(hi - lo, dtype=x.dtype)
+        d = np.empty(hi - lo, dtype=x.dtype)
         leak_b, vth_b = leak[lo:hi], vth[lo:hi]
         cu_b, cx_b = coef_u[lo:hi], coef_x[lo:hi]
         gu_b, gt_b, gv_b = gu[lo:hi], g_leak[lo:hi], g_vth[lo:hi]
         for c in range(u_ckpt.shape[0] - 1, -1, -1):
             t0 = c * every
             t1 = min(t0 + every, steps)
-            u_start = u_ckpt[c, lo:hi]
+            u_start[:] = u_ckpt[c, lo:hi]
             u[:] = u_start
             for t in range(t0, t1):
                 x_t, h_t, s_t = x[t, lo:hi], h[t - t0], s[t - t0]
@@ -214,13 +225,13 @@ def lif_backward(
             for t in range(t1 - 1, t0 - 1, -1):
                 k = t - t0
                 h_t, s_t = h[k], s[k]
+                h_p = h[k - 1] if k > 0 else u_start  # the step before, rebuilt
+                s_p = s[k - 1] if k > 0 else no_spikes
                 gs_t, gx_t = grad_s[t, lo:hi], grad_x[t, lo:hi]
+                _surrogate_row(d, h_t, vth_b, surrogate, p1, p2)
                 for i in range(hi - lo):
-                    hp = h[k - 1, i] if k > 0 else u_start[i]
-                    sp = s[k - 1, i] if k > 0 else 0.0
-                    d = _surrogate_derivative(h_t[i] - vth_b[i], surrogate, p1, p2)
                     gx_t[i] = _back_step(
-                        i, h_t[i], s_t[i], d, gs_t[i], hp, sp, gu_b, gt_b, gv_b,
+                        i, h_t[i], s_t[i], d[i], gs_t[i], h_p[i], s_p[i], gu_b, gt_b, gv_b,
                         cu_b, cx_b, vth_b, v_reset, form, soft_reset, reset_grad, keep_state,
                     )  # fmt: skip
 
