@@ -377,3 +377,24 @@ def test_the_kernels_use_no_more_threads_than_cores_the_process_may_run_on():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1"
+
+
+def test_the_kernels_leave_torch_with_the_threads_it_was_given():
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "torch.set_num_threads(1)\n"
+        "from neurojoule.neuron import LIFParameters, lif\n"
+        "x = torch.randn(50, 300, requires_grad=True)\n"
+        "s, _ = lif(x, LIFParameters(decay=0.5), time_dim=0, backend='numba')\n"
+        "s.sum().backward()\n"
+        "import numba\n"
+        "print(torch.get_num_threads(), numba.get_num_threads())\n"
+    )
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1"]

@@ -493,9 +493,14 @@ def _sync_threads() -> int:
     the machine has): a thread without a core of its own holds up every barrier."""
     import numba
 
-    threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, _usable_cores())
-    numba.set_num_threads(max(1, threads))
-    return max(1, threads)
+    wanted = torch.get_num_threads()
+    threads = max(1, min(wanted, numba.config.NUMBA_NUM_THREADS, _usable_cores()))
+    numba.set_num_threads(threads)
+    if torch.get_num_threads() != wanted:
+        # numba's first call starts its OpenMP pool with NUMBA_NUM_THREADS, which is also
+        # torch's OpenMP thread count (one libgomp): give torch its own back
+        torch.set_num_threads(wanted)
+    return threads
 
 
 def _block(x2d: torch.Tensor) -> int:
