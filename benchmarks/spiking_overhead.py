@@ -1,17 +1,17 @@
 """What spiking costs in a training step: SpikingSSM against the same-size S4D, side by side.
 
-`python benchmarks/spiking_overhead.py [--threads 2] [--repeats 15] [--profile]` builds, for
-each CPU config (sequential Fashion-MNIST and ListOps), the spiking model (exact LIF, bptt)
-and its non-spiking twin (GELU where the spiking block fires), and times one whole training
-step of each on the same real batch of the training split:
+`python benchmarks/spiking_overhead.py [--threads 2] [--repeats 15] [--rounds 5] [--profile]`
+builds, for each CPU config (sequential Fashion-MNIST and ListOps), the spiking model (exact
+LIF, bptt) and its non-spiking twin (GELU where the spiking block fires), and times one whole
+training step of each on the same real batch of the training split:
 - the module's forward and loss, with the spike-rate recording and the rate penalty the
   config asks for;
 - backward;
 - the AdamW step.
 The two models run in turn, so a load on the machine slows both alike. Writes
 benchmarks/results_spiking_overhead_cpu.json with one row per config: the median seconds of
-each and their ratio. `--profile` prints, on stderr, the operators whose time differs most
-between the two steps.
+each and the median of the rounds' ratios, each round's ratio kept beside it. `--profile`
+prints, on stderr, the operators whose time differs most between the two steps.
 """
 
 from __future__ import annotations
@@ -62,26 +62,33 @@ def first_batch(config_name: str):
     return next(iter(training_loader(train, config.optim.batch_size, config.seed)))
 
 
-def measure(config_name: str, repeats: int) -> dict:
+def measure(config_name: str, repeats: int, rounds: int) -> dict:
+    """`rounds` rounds of `repeats` alternating steps; the row's seconds and ratio are the
+    medians over the rounds, and every round's ratio is kept (the machine's own spread)."""
     batch = first_batch(config_name)
     steps = {model: TrainingStep(config_name, model, batch) for model in MODELS}
     for step in steps.values():  # warm-up: compilation, allocator
         for _ in range(3):
             step()
-    seconds: dict[str, list[float]] = {model: [] for model in MODELS}
-    for _ in range(repeats):
-        for model, step in steps.items():
-            start = time.perf_counter()
-            step()
-            seconds[model].append(time.perf_counter() - start)
-    spiking, s4d = (statistics.median(seconds[model]) for model in MODELS)
+    per_round = []
+    for _ in range(rounds):
+        seconds: dict[str, list[float]] = {model: [] for model in MODELS}
+        for _ in range(repeats):
+            for model, step in steps.items():
+                start = time.perf_counter()
+                step()
+                seconds[model].append(time.perf_counter() - start)
+        per_round.append(tuple(statistics.median(seconds[model]) for model in MODELS))
+    spiking, s4d = (statistics.median(values) for values in zip(*per_round, strict=True))
     return {
         "config": config_name,
         "batch_shape": list(batch[0].shape),
         "spiking_step_s": spiking,
         "s4d_step_s": s4d,
-        "ratio": spiking / s4d,
+        "ratio": statistics.median(a / b for a, b in per_round),
+        "round_ratios": [a / b for a, b in per_round],
         "repeats": repeats,
+        "rounds": rounds,
         "steps": steps,
     }
 
@@ -114,7 +121,8 @@ def profile_difference(steps: dict, top: int = 15) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=15, help="alternating steps a round")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -123,14 +131,16 @@ def main() -> int:
     rows = []
     for name in CONFIGS:
         print(f"timing {name} ...", file=sys.stderr)
-        row = measure(name, args.repeats)
+        row = measure(name, args.repeats, args.rounds)
         if args.profile:
             print(f"{name}:\n{profile_difference(row['steps'])}", file=sys.stderr)
         del row["steps"]
         rows.append(row)
         print(
             f"{name}: spiking {row['spiking_step_s']:.4f} s, s4d {row['s4d_step_s']:.4f} s, "
-            f"ratio {row['ratio']:.3f}"
+            f"ratio {row['ratio']:.3f} (rounds: "
+            + ", ".join(f"{r:.3f}" for r in row["round_ratios"])
+            + ")"
         )
     result = {
         "rows": rows,
