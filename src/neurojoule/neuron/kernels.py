@@ -56,20 +56,23 @@ def lif_forward(x, u0, leak, vth, v_reset, form, soft_reset, block, s, u_last, h
         lo = b * block
         hi = min(lo + block, n)
         u = u0[lo:hi].copy()
-        leak_b = leak[lo:hi]
-        vth_b = vth[lo:hi]
+        leak_b = leak[lo:hi].copy()  # rows of the block's own: they alias nothing
+        vth_b = vth[lo:hi].copy()
+        x_t = np.empty(hi - lo, dtype=x.dtype)
+        s_t = np.empty(hi - lo, dtype=x.dtype)
+        h_t = np.empty(hi - lo, dtype=x.dtype)
         for t in range(steps):
             if store_ckpt and t % every == 0:
                 u_ckpt[t // every, lo:hi] = u
-            x_t = x[t, lo:hi]
-            s_t = s[t, lo:hi]
+            x_t[:] = x[t, lo:hi]
             if store_h:  # two loops: a conditional store inside one would stop vectorisation
-                h_t = h[t, lo:hi]
                 for i in range(hi - lo):
                     h_t[i] = _step(i, u, x_t, leak_b, vth_b, v_reset, form, soft_reset, s_t)
+                h[t, lo:hi] = h_t
             else:
                 for i in range(hi - lo):
                     _step(i, u, x_t, leak_b, vth_b, v_reset, form, soft_reset, s_t)
+            s[t, lo:hi] = s_t
         u_last[lo:hi] = u
 
 
@@ -157,6 +160,45 @@ def _back_step(
 
 
 @numba.njit(inline="always")
+def _back_row(
+    h_t, s_t, d, gs_t, h_p, s_p, gu, g_leak, g_vth, coef_u, coef_x, vth,
+    v_reset, form, soft_reset, reset_grad, keep_state, gx_t, gh, up,
+):  # fmt: skip
+    """_back_step for a row of neurons, split into short loops over few arrays each (gh and
+    up are scratch rows): inside the parallel kernel the compiler vectorises those, not the
+    one long loop. The same operations in the same order as _back_step."""
+    w = h_t.size
+    if soft_reset:
+        for i in range(w):
+            gh[i] = gs_t[i] - gu[i] * vth[i] * reset_grad  # the spike's gradient, for now
+        for i in range(w):
+            g_vth[i] -= s_t[i] * gu[i] + gh[i] * d[i]
+        for i in range(w):
+            gh[i] = gu[i] + gh[i] * d[i]
+        for i in range(w):
+            up[i] = h_p[i] - s_p[i] * vth[i]
+    else:
+        for i in range(w):
+            gh[i] = (gs_t[i] + gu[i] * (v_reset - h_t[i]) * reset_grad) * d[i]  # for now
+        for i in range(w):
+            g_vth[i] -= gh[i]
+        for i in range(w):
+            gh[i] = gu[i] - gu[i] * s_t[i] + gh[i]
+        for i in range(w):
+            up[i] = v_reset if s_p[i] != 0 else h_p[i]
+    for i in range(w):
+        gx_t[i] = gh[i] * coef_x[i]
+    if form == MULTIPLICATIVE:
+        for i in range(w):
+            g_leak[i] += gh[i] * up[i]
+    else:
+        for i in range(w):
+            g_leak[i] += gh[i] * (up[i] - h_t[i]) * coef_x[i]
+    for i in range(w):
+        gu[i] = gh[i] * coef_u[i] * keep_state
+
+
+@numba.njit(inline="always")
 def _surrogate_row(d, h_t, vth, code, p1, p2):
     """d[i] = surrogate derivative at h_t[i] - vth[i] (surrogate.py's, by SURROGATE_CODES, with
     the parameters of surrogate_parameters), one loop per surrogate so that each vectorises.
@@ -210,7 +252,10 @@ def lif_backward(
         u_start = np.empty(hi - lo, dtype=x.dtype)
         no_spikes = np.zeros(hi - lo, dtype=x.dtype)
         d = np.empty(hi - lo, dtype=x.dtype)
-        leak_b, vth_b = leak[lo:hi], vth[lo:hi]
+        gh = np.empty(hi - lo, dtype=x.dtype)
+        up = np.empty(hi - lo, dtype=x.dtype)
+        x_row = np.empty(hi - lo, dtype=x.dtype)
+        leak_b, vth_b = leak[lo:hi].copy(), vth[lo:hi].copy()  # rows that alias nothing
         cu_b, cx_b = coef_u[lo:hi], coef_x[lo:hi]
         gu_b, gt_b, gv_b = gu[lo:hi], g_leak[lo:hi], g_vth[lo:hi]
         for c in range(u_ckpt.shape[0] - 1, -1, -1):
@@ -219,7 +264,8 @@ def lif_backward(
             u_start[:] = u_ckpt[c, lo:hi]
             u[:] = u_start
             for t in range(t0, t1):
-                x_t, h_t, s_t = x[t, lo:hi], h[t - t0], s[t - t0]
+                x_row[:] = x[t, lo:hi]
+                x_t, h_t, s_t = x_row, h[t - t0], s[t - t0]
                 for i in range(hi - lo):
                     h_t[i] = _step(i, u, x_t, leak_b, vth_b, v_reset, form, soft_reset, s_t)
             for t in range(t1 - 1, t0 - 1, -1):
@@ -229,11 +275,10 @@ def lif_backward(
                 s_p = s[k - 1] if k > 0 else no_spikes
                 gs_t, gx_t = grad_s[t, lo:hi], grad_x[t, lo:hi]
                 _surrogate_row(d, h_t, vth_b, surrogate, p1, p2)
-                for i in range(hi - lo):
-                    gx_t[i] = _back_step(
-                        i, h_t[i], s_t[i], d[i], gs_t[i], h_p[i], s_p[i], gu_b, gt_b, gv_b,
-                        cu_b, cx_b, vth_b, v_reset, form, soft_reset, reset_grad, keep_state,
-                    )  # fmt: skip
+                _back_row(
+                    h_t, s_t, d, gs_t, h_p, s_p, gu_b, gt_b, gv_b, cu_b, cx_b, vth_b,
+                    v_reset, form, soft_reset, reset_grad, keep_state, gx_t, gh, up,
+                )  # fmt: skip
 
 
 def block_size(n: int, threads: int) -> int:
