@@ -398,3 +398,24 @@ def test_the_kernels_leave_torch_with_the_threads_it_was_given():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "1"]
+
+
+def test_the_kernels_leave_a_core_to_a_process_that_is_using_it(monkeypatch):
+    import math
+    import os
+    import subprocess
+    import sys
+    import time
+
+    if not os.path.exists("/proc/loadavg") or lif_module._usable_cores() < 2:
+        pytest.skip("needs Linux /proc and two usable cores")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: lif_module._usable_cores())
+    rival = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # running its loop
+        monkeypatch.setattr(lif_module, "_load_sample", [-math.inf, 0])
+        assert lif_module._runnable_elsewhere() >= 1
+        assert lif_module._sync_threads() <= lif_module._usable_cores() - 1
+    finally:
+        rival.kill()
+        rival.wait()

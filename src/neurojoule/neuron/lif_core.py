@@ -35,7 +35,9 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import time
 from dataclasses import astuple, dataclass, replace
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -490,11 +492,14 @@ def _run_forward(x2d, u0, leak, vth, settings: _Settings, h=None, u_ckpt=None, e
 def _sync_threads() -> int:
     """Give numba the thread count torch was told to use (tests and benchmarks set it), at
     most the cores this process may run on (a container or `taskset` may allow fewer than
-    the machine has): a thread without a core of its own holds up every barrier."""
+    the machine has) that other processes leave free (a DataLoader worker, another job): a
+    thread without a core of its own holds up every barrier of the kernel."""
     import numba
 
     wanted = torch.get_num_threads()
-    threads = max(1, min(wanted, numba.config.NUMBA_NUM_THREADS, _usable_cores()))
+    cores = _usable_cores()
+    free = max(1, cores - _runnable_elsewhere())
+    threads = max(1, min(wanted, numba.config.NUMBA_NUM_THREADS, cores, free))
     numba.set_num_threads(threads)
     if torch.get_num_threads() != wanted:
         # numba's first call starts its OpenMP pool with NUMBA_NUM_THREADS, which is also
@@ -514,6 +519,37 @@ def _block(x2d: torch.Tensor) -> int:
     if x2d.shape[0] > 1 and x2d.stride(0) == 1:
         return kernels.NEURON_MAJOR_BLOCK
     return kernels.block_size(x2d.shape[1], threads)
+
+
+_LOAD_SAMPLE_SECONDS = 0.25  # how long one reading of the machine's load is used
+_load_sample = [-math.inf, 0]  # [when, threads of other processes ready to run]
+
+
+def _runnable_elsewhere() -> int:
+    """Threads of other processes running or waiting for a core, read from /proc at most
+    every _LOAD_SAMPLE_SECONDS (0 where /proc cannot tell: not Linux)."""
+    now = time.monotonic()
+    if now - _load_sample[0] >= _LOAD_SAMPLE_SECONDS:
+        _load_sample[:] = [now, _count_runnable_elsewhere()]
+    return _load_sample[1]
+
+
+def _count_runnable_elsewhere() -> int:
+    try:
+        # the 4th field of /proc/loadavg: runnable threads / all threads, machine-wide
+        runnable = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+        own = sum(_is_runnable(task) for task in Path("/proc/self/task").iterdir())
+    except (OSError, ValueError, IndexError):
+        return 0
+    return max(0, runnable - own)
+
+
+def _is_runnable(task: Path) -> bool:
+    try:
+        stat = (task / "stat").read_text()
+    except OSError:  # the thread ended meanwhile
+        return False
+    return stat[stat.rindex(")") + 2 :].startswith("R")
 
 
 def _usable_cores() -> int:
