@@ -16,6 +16,7 @@ import contextlib
 import logging
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
@@ -46,9 +47,12 @@ def our_backend(device: str) -> str:
 
 
 @contextlib.contextmanager
-def competing_process() -> Iterator[None]:
-    """A CPU-bound Python process running beside the block, stopped when it ends."""
+def competing_process(settle_seconds: float = 0.5) -> Iterator[None]:
+    """A CPU-bound Python process running beside the block, stopped when it ends. The block
+    starts `settle_seconds` after the process, once the interpreter runs its loop (and any
+    reading of the machine's load is a fresh one, see neuron.lif_core)."""
     rival = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    time.sleep(settle_seconds)
     try:
         yield
     finally:
