@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-import neurojoule.neuron.lif_core as lif_module
+import neurojoule.neuron.numba_lif as numba_lif
 from neurojoule.neuron import LIFParameters, lif, lif_step, lif_trace
 from neurojoule.neuron.surrogate import Surrogate
 
@@ -121,7 +121,7 @@ def test_backend_equals_the_step_loop(
     backend, form, reset, v_reset, detach_reset, sltt, time_last, monkeypatch
 ):
     # Small backward chunks so that the numba path crosses several chunk boundaries.
-    monkeypatch.setattr(lif_module, "_CHUNK_ELEMENTS", 40)
+    monkeypatch.setattr(numba_lif, "_CHUNK_ELEMENTS", 40)
     surrogate = "triangle" if reset == "hard" else "atan(alpha=2)"
     settings = dict(reset=reset, v_reset=v_reset, detach_reset=detach_reset, detach_state=sltt)
     for dtype in (torch.float64, torch.float32):
@@ -342,7 +342,7 @@ class _ShiftedTriangle(Surrogate):
 )
 @pytest.mark.parametrize("form", ["multiplicative", "input"])
 def test_numba_gradients_follow_every_surrogate(surrogate, form, monkeypatch):
-    monkeypatch.setattr(lif_module, "_CHUNK_ELEMENTS", 40)
+    monkeypatch.setattr(numba_lif, "_CHUNK_ELEMENTS", 40)
     for reset in ("hard", "soft"):
         x, u0, leak, vth = _inputs(torch.float64, form)
         params = _params(form, leak, vth, surrogate=surrogate, reset=reset)
@@ -407,15 +407,15 @@ def test_the_kernels_leave_a_core_to_a_process_that_is_using_it(monkeypatch):
     import sys
     import time
 
-    if not os.path.exists("/proc/loadavg") or lif_module._usable_cores() < 2:
+    if not os.path.exists("/proc/loadavg") or numba_lif._usable_cores() < 2:
         pytest.skip("needs Linux /proc and two usable cores")
-    monkeypatch.setattr(torch, "get_num_threads", lambda: lif_module._usable_cores())
+    monkeypatch.setattr(torch, "get_num_threads", lambda: numba_lif._usable_cores())
     rival = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)  # running its loop
-        monkeypatch.setattr(lif_module, "_load_sample", [-math.inf, 0])
-        assert lif_module._runnable_elsewhere() >= 1
-        assert lif_module._sync_threads() <= lif_module._usable_cores() - 1
+        monkeypatch.setattr(numba_lif, "_load_sample", [-math.inf, 0])
+        assert numba_lif._runnable_elsewhere() >= 1
+        assert numba_lif._sync_threads() <= numba_lif._usable_cores() - 1
     finally:
         rival.kill()
         rival.wait()

@@ -41,6 +41,7 @@ import torch
 import triton
 import triton.language as tl
 
+from neurojoule.neuron.population import run_members_as_neurons
 from neurojoule.neuron.surrogate import ATan, Rectangular, Sigmoid, Triangle
 
 DTYPES = (torch.float32, torch.float64)
@@ -410,20 +411,9 @@ class TritonLIFInference(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, in_dims, x2d, u0, leak, vth, settings):
-        size = info.batch_size
-
-        def members_first(value, dim):
-            return value.movedim(dim, 0) if dim is not None else value.expand(size, *value.shape)
-
-        x = members_first(x2d, in_dims[0])  # [members, T, N]
-        steps, n = x.shape[1:]
-        folded = x.transpose(0, 1).reshape(steps, size * n)
-        state, leaks, thresholds = (
-            members_first(value, dim).reshape(-1)
-            for value, dim in zip((u0, leak, vth), in_dims[1:4], strict=True)
+        return run_members_as_neurons(
+            TritonLIFInference, info, in_dims, x2d, u0, leak, vth, settings
         )
-        s, u_last = TritonLIFInference.apply(folded, state, leaks, thresholds, settings)
-        return (s.reshape(steps, size, n), u_last.reshape(size, n)), (1, 0)
 
 
 def lif_2d(x2d, u0, leak, vth, settings):
