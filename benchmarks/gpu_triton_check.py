@@ -29,12 +29,11 @@ from pathlib import Path
 
 import torch
 
+from neurojoule.bench.neuron import SJ_DYNAMICS, spikingjelly_lif
 from neurojoule.neuron import LIFParameters, lif
 
 LENGTHS = (1024, 4096, 16384)
 CHANNELS = 2048
-SJ_TAU = 2.0
-SJ_CONFIG = LIFParameters(tau=SJ_TAU, reset="hard", surrogate="sigmoid(alpha=4)")
 
 
 def _grads(spikes, state, leaves):
@@ -112,24 +111,12 @@ def exactness() -> dict:
 
 
 def _spikingjelly():
-    """SpikingJelly's multi-step LIFNode in the bench configuration, and the implementation it
-    selects on this GPU; (None, reason) without it."""
-    try:
-        from spikingjelly.activation_based import neuron, surrogate
-        from spikingjelly.activation_based.functional.neuron import neuron_implementation
-    except ImportError as error:
-        return None, f"not installed: {error}"
-
-    def run(x):
-        node = neuron.LIFNode(
-            tau=SJ_TAU,
-            decay_input=True,
-            v_threshold=1.0,
-            v_reset=0.0,
-            surrogate_function=surrogate.Sigmoid(alpha=4.0),
-            step_mode="m",
-        )
-        return node(x)
+    """SpikingJelly's multi-step LIFNode in the bench configuration (bench.neuron's), and the
+    implementation it selects on this GPU; (None, reason) without it."""
+    run = spikingjelly_lif()
+    if run is None:
+        return None, "spikingjelly is not installed"
+    from spikingjelly.activation_based.functional.neuron import neuron_implementation
 
     try:
         chosen = neuron_implementation("lif", torch.device("cuda"))
@@ -171,7 +158,7 @@ def speed() -> dict:
         x = torch.randn(length, CHANNELS, device="cuda", generator=generator)
         weight = torch.randn(length, CHANNELS, device="cuda", generator=generator)
         ours_s, our_spikes, ours_peak = _time(
-            lambda v: lif(v, SJ_CONFIG, time_dim=0, backend="triton")[0], x, weight
+            lambda v: lif(v, SJ_DYNAMICS, time_dim=0, backend="triton")[0], x, weight
         )
         row = {"L": length, "ours_s": ours_s, "ours_peak_bytes": ours_peak}
         if sj is not None:
