@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import pytest
 import torch
+from lif_reference import grads_of, lif_inputs, lif_params, step_loop
 
 import neurojoule.neuron.numba_lif as numba_lif
-from neurojoule.neuron import LIFParameters, lif, lif_step, lif_trace
+from neurojoule.neuron import LIFParameters, lif, lif_trace
 from neurojoule.neuron.surrogate import Surrogate
 
 
@@ -48,40 +49,6 @@ def written_out(x, u0, leak, vth, *, form, reset, v_reset, detach_reset, sltt, s
     return torch.stack(out), u
 
 
-def step_loop(x, u0, params):
-    """The reference of the backends: lif_step applied along axis 0 in plain Python."""
-    u, out = u0, []
-    for x_t in x:
-        s, u = lif_step(x_t, u, params)
-        out.append(s)
-    return torch.stack(out), u
-
-
-def _inputs(dtype, form, steps=37, shape=(3, 5)):
-    x = (torch.randn(steps, *shape, dtype=dtype) * 0.8 + 0.4).requires_grad_()
-    u0 = (torch.rand(shape, dtype=dtype) * 0.5).requires_grad_()
-    if form == "multiplicative":
-        leak = torch.rand(shape[-1], dtype=dtype) * 0.6 + 0.1
-    else:
-        leak = torch.rand(shape[-1], dtype=dtype) * 2 + 1.5
-    vth = torch.rand(shape[-1], dtype=dtype) * 0.8 + 0.6
-    return x, u0, leak.requires_grad_(), vth.requires_grad_()
-
-
-def _params(form, leak, vth, **settings) -> LIFParameters:
-    leaks = {"decay": leak} if form == "multiplicative" else {"tau": leak}
-    return LIFParameters(**leaks, v_threshold=vth, **settings)
-
-
-def _grads(spikes, state, leaves):
-    weight = torch.linspace(-1, 1, spikes.numel(), dtype=spikes.dtype).reshape(spikes.shape)
-    loss = (spikes * weight).sum() + (state * 0.3).sum()
-    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-    return [
-        torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=True)
-    ]
-
-
 COMBINATIONS = list(
     itertools.product(
         ["multiplicative", "input"],  # decay form
@@ -96,10 +63,10 @@ COMBINATIONS = list(
 @pytest.mark.parametrize(("form", "reset", "v_reset", "detach_reset", "sltt"), COMBINATIONS)
 def test_the_step_function_is_the_written_out_equations(form, reset, v_reset, detach_reset, sltt):
     surrogate = "triangle" if reset == "hard" else "sigmoid(alpha=4)"
-    x, u0, leak, vth = _inputs(torch.float64, form)
+    x, u0, leak, vth = lif_inputs(torch.float64, form)
     leaves = (x, u0, leak, vth)
     settings = dict(reset=reset, v_reset=v_reset, detach_reset=detach_reset, detach_state=sltt)
-    spikes, state = step_loop(x, u0, _params(form, leak, vth, surrogate=surrogate, **settings))
+    spikes, state = step_loop(x, u0, lif_params(form, leak, vth, surrogate=surrogate, **settings))
     ref_spikes, ref_state = written_out(
         x, u0, leak, vth, form=form, reset=reset, v_reset=v_reset,
         detach_reset=detach_reset, sltt=sltt, surrogate=surrogate,
@@ -107,7 +74,9 @@ def test_the_step_function_is_the_written_out_equations(form, reset, v_reset, de
     assert torch.equal(spikes, ref_spikes) and 0.05 < spikes.mean() < 0.95
     torch.testing.assert_close(state, ref_state, rtol=0, atol=1e-12)
     for got, want in zip(
-        _grads(spikes, state, leaves), _grads(ref_spikes, ref_state, leaves), strict=True
+        grads_of(spikes, state, leaves),
+        grads_of(ref_spikes, ref_state, leaves),
+        strict=True,
     ):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
@@ -125,9 +94,9 @@ def test_backend_equals_the_step_loop(
     surrogate = "triangle" if reset == "hard" else "atan(alpha=2)"
     settings = dict(reset=reset, v_reset=v_reset, detach_reset=detach_reset, detach_state=sltt)
     for dtype in (torch.float64, torch.float32):
-        x, u0, leak, vth = _inputs(dtype, form)
+        x, u0, leak, vth = lif_inputs(dtype, form)
         leaves = (x, u0, leak, vth)
-        params = _params(form, leak, vth, surrogate=surrogate, **settings)
+        params = lif_params(form, leak, vth, surrogate=surrogate, **settings)
         if time_last:
             x_last = x.movedim(0, -1).contiguous()
             spikes, state = lif(x_last, params, time_dim=-1, state=u0, backend=backend)
@@ -138,7 +107,9 @@ def test_backend_equals_the_step_loop(
         assert torch.equal(spikes, ref_spikes) and 0.05 < spikes.mean() < 0.95
         assert torch.equal(state, ref_state)
         for got, want in zip(
-            _grads(spikes, state, leaves), _grads(ref_spikes, ref_state, leaves), strict=True
+            grads_of(spikes, state, leaves),
+            grads_of(ref_spikes, ref_state, leaves),
+            strict=True,
         ):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
@@ -202,7 +173,7 @@ def _with(value, step: int) -> torch.Tensor:
 @pytest.mark.parametrize(("form", "reset"), NON_FINITE_SETTINGS)
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 def test_non_finite_input_gives_the_same_result_on_both_backends(form, reset, value):
-    params = _params(form, 0.5 if form == "multiplicative" else 2.0, 1.0, reset=reset)
+    params = lif_params(form, 0.5 if form == "multiplicative" else 2.0, 1.0, reset=reset)
     x = _with(value, 4)
     reference = step_loop(x, torch.zeros(4), params)
     for backend in ("numba", "torch"):
@@ -219,7 +190,7 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 @pytest.mark.parametrize(("form", "reset"), NON_FINITE_SETTINGS)
 @pytest.mark.parametrize("backend", ["numba", "torch"])
 def test_non_finite_input_behaves_as_documented(form, reset, backend):
-    params = _params(form, 0.5 if form == "multiplicative" else 2.0, 1.0, reset=reset)
+    params = lif_params(form, 0.5 if form == "multiplicative" else 2.0, 1.0, reset=reset)
     clean, _ = lif(_with(0.0, 4), params, time_dim=0, backend=backend)
     assert clean[5:].sum() > 0  # without the bad value the neurons fire after step 4
 
@@ -344,14 +315,16 @@ class _ShiftedTriangle(Surrogate):
 def test_numba_gradients_follow_every_surrogate(surrogate, form, monkeypatch):
     monkeypatch.setattr(numba_lif, "_CHUNK_ELEMENTS", 40)
     for reset in ("hard", "soft"):
-        x, u0, leak, vth = _inputs(torch.float64, form)
-        params = _params(form, leak, vth, surrogate=surrogate, reset=reset)
+        x, u0, leak, vth = lif_inputs(torch.float64, form)
+        params = lif_params(form, leak, vth, surrogate=surrogate, reset=reset)
         spikes, state = lif(x, params, time_dim=0, state=u0, backend="numba")
         ref_spikes, ref_state = step_loop(x, u0, params)
         assert torch.equal(spikes, ref_spikes) and torch.equal(state, ref_state)
         leaves = (x, u0, leak, vth)
         for got, want in zip(
-            _grads(spikes, state, leaves), _grads(ref_spikes, ref_state, leaves), strict=True
+            grads_of(spikes, state, leaves),
+            grads_of(ref_spikes, ref_state, leaves),
+            strict=True,
         ):
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 

@@ -15,9 +15,10 @@ import re
 
 import pytest
 import torch
+from lif_reference import grads_of, lif_inputs, lif_params, step_loop
 
 import neurojoule.neuron.lif_core as lif_core
-from neurojoule.neuron import LIFParameters, Surrogate, lif, lif_step, lif_trace
+from neurojoule.neuron import LIFParameters, Surrogate, lif, lif_trace
 
 DTYPES = (torch.float32, torch.float64)
 HAS_TRITON = lif_core.triton_available()
@@ -40,47 +41,13 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-def step_loop(x, u0, params):
-    """The reference: lif_step along axis 0 of [T, ...] in plain Python."""
-    u, out = u0, []
-    for x_t in x:
-        s, u = lif_step(x_t, u, params)
-        out.append(s)
-    return torch.stack(out), u
-
-
-def _inputs(dtype, form, steps, shape, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-
-    def rand(*size):
-        return torch.rand(*size, generator=generator, dtype=dtype)
-
-    x = (torch.randn(steps, *shape, generator=generator, dtype=dtype) * 0.8 + 0.4).requires_grad_()
-    u0 = (rand(*shape) * 0.5).requires_grad_()
-    leak = rand(shape[-1]) * 0.6 + 0.1 if form == "multiplicative" else rand(shape[-1]) * 2 + 1.5
-    vth = rand(shape[-1]) * 0.8 + 0.6
-    return x, u0, leak.requires_grad_(), vth.requires_grad_()
-
-
-def _params(form, leak, vth, **settings) -> LIFParameters:
-    leaks = {"decay": leak} if form == "multiplicative" else {"tau": leak}
-    return LIFParameters(**leaks, v_threshold=vth, **settings)
-
-
-def _grads(spikes, state, leaves):
-    weight = torch.linspace(-1, 1, spikes.numel(), dtype=spikes.dtype).reshape(spikes.shape)
-    loss = (spikes * weight).sum() + (state * 0.3).sum()
-    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-    return [torch.zeros_like(v) if g is None else g for g, v in zip(grads, leaves, strict=True)]
-
-
 def _check_against_the_loop(x, u0, leak, vth, params):
     leaves = (x, u0, leak, vth)
     spikes, state = lif(x, params, time_dim=0, state=u0, backend="triton")
     ref_spikes, ref_state = step_loop(x, u0, params)
     assert torch.equal(spikes, ref_spikes)
     assert torch.equal(state, ref_state)
-    got, want = _grads(spikes, state, leaves), _grads(ref_spikes, ref_state, leaves)
+    got, want = grads_of(spikes, state, leaves), grads_of(ref_spikes, ref_state, leaves)
     for name, a, b in zip(("x", "state", "leak", "threshold"), got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=f"gradient of {name}")
     return spikes
@@ -107,9 +74,9 @@ def test_triton_equals_the_step_loop(interpreter, form, reset, detach_reset, slt
     v_reset = -0.2 if detach_reset else 0.0
     settings = dict(reset=reset, v_reset=v_reset, detach_reset=detach_reset, detach_state=sltt)
     for dtype, (steps, shape) in itertools.product(DTYPES, SHAPES):
-        x, u0, leak, vth = _inputs(dtype, form, steps, shape)
+        x, u0, leak, vth = lif_inputs(dtype, form, steps, shape, seed=0)
         spikes = _check_against_the_loop(
-            x, u0, leak, vth, _params(form, leak, vth, surrogate=surrogate, **settings)
+            x, u0, leak, vth, lif_params(form, leak, vth, surrogate=surrogate, **settings)
         )
         if steps > 30:
             assert 0.05 < spikes.mean() < 0.95
@@ -130,13 +97,13 @@ class _Quadratic(Surrogate):
 )
 def test_every_surrogate_gives_the_loops_gradients(interpreter, surrogate):
     for form, dtype in itertools.product(["multiplicative", "input"], DTYPES):
-        x, u0, leak, vth = _inputs(dtype, form, 23, (2, 9), seed=1)
-        _check_against_the_loop(x, u0, leak, vth, _params(form, leak, vth, surrogate=surrogate))
+        x, u0, leak, vth = lif_inputs(dtype, form, 23, (2, 9), seed=1)
+        _check_against_the_loop(x, u0, leak, vth, lif_params(form, leak, vth, surrogate=surrogate))
 
 
 def test_a_surrogate_unknown_to_the_kernel_is_evaluated_by_torch(interpreter):
-    x, u0, leak, vth = _inputs(torch.float32, "input", 23, (2, 9), seed=2)
-    params = _params("input", leak, vth, surrogate=_Quadratic(), reset="soft")
+    x, u0, leak, vth = lif_inputs(torch.float32, "input", 23, (2, 9), seed=2)
+    params = lif_params("input", leak, vth, surrogate=_Quadratic(), reset="soft")
     _check_against_the_loop(x, u0, leak, vth, params)
 
 
@@ -146,14 +113,17 @@ def test_float_parameters_shared_by_every_neuron(interpreter):
         spikes, state = lif(x, params, time_dim=0, backend="triton")
         ref_spikes, ref_state = step_loop(x, torch.zeros(4, 19), params)
         assert torch.equal(spikes, ref_spikes) and torch.equal(state, ref_state)
-        (got,), (want,) = _grads(spikes, state, (x,)), _grads(ref_spikes, ref_state, (x,))
+        (got,), (want,) = (
+            grads_of(spikes, state, (x,)),
+            grads_of(ref_spikes, ref_state, (x,)),
+        )
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_only_the_final_state_in_the_loss(interpreter):
     """No gradient reaches the spikes: the kernel runs without grad_s."""
-    x, u0, leak, vth = _inputs(torch.float64, "multiplicative", 12, (7,))
-    params = _params("multiplicative", leak, vth)
+    x, u0, leak, vth = lif_inputs(torch.float64, "multiplicative", 12, (7,), seed=0)
+    params = lif_params("multiplicative", leak, vth)
     leaves = (x, u0, leak, vth)
     _, state = lif(x, params, time_dim=0, state=u0, backend="triton")
     _, ref_state = step_loop(x, u0, params)
@@ -188,7 +158,7 @@ def _same(a, b) -> bool:
     ("form", "reset"), list(itertools.product(["multiplicative", "input"], ["hard", "soft"]))
 )
 def test_non_finite_input_as_the_loop(interpreter, form, reset):
-    params = _params(form, 0.5 if form == "multiplicative" else 2.0, 1.0, reset=reset)
+    params = lif_params(form, 0.5 if form == "multiplicative" else 2.0, 1.0, reset=reset)
     for value in (float("nan"), float("inf"), float("-inf")):
         x = torch.tensor([0.3, 0.9, 1.4, 0.6]).repeat(12, 1)
         x[4] = value
