@@ -133,9 +133,19 @@ def fit_and_test(
         test_loader = evaluation_loader(test_set, batch)
         metrics = trainer.test(module, test_loader, ckpt_path=tested, verbose=False)
     seconds["test"] = timer.time_elapsed("test")
+    _leave_process_group()
     folder.add_seconds(seconds)
     test_metrics = {name: float(value) for name, value in (metrics[0] if metrics else {}).items()}
     return TrainResult(folder.path, tested, test_metrics, choice)
+
+
+def _leave_process_group() -> None:
+    """End a data-parallel run's process group once every rank is done with it. Left to
+    the interpreter's exit, gloo's threads can outlive it: a rank then aborts ("terminate
+    called without an active exception") after a run that went well."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def world_size(config: TrainConfig) -> int:
