@@ -18,7 +18,7 @@ import numba
 import torch
 
 from neurojoule.neuron import kernels
-from neurojoule.neuron.population import run_members_as_neurons
+from neurojoule.neuron.population import inference_function
 from neurojoule.neuron.surrogate import SURROGATES, Surrogate
 
 
@@ -117,28 +117,13 @@ def _backward_by_chunks(x2d, u_ckpt, chunk, leak, vth, settings, common, block, 
         )  # fmt: skip
 
 
-class _NumbaLIFInference(torch.autograd.Function):
-    """The compiled forward for calls without gradients. Under torch.func.vmap (a population
-    of networks run as one, search.es) it folds the vmapped dimension into the neurons, so one
-    kernel call runs every member: LIF neurons are independent of each other."""
+def _forward_without_grad(x2d, u0, leak, vth, settings):
+    return _run_forward(_kernel_layout(x2d), u0, leak.contiguous(), vth.contiguous(), settings)
 
-    @staticmethod
-    def forward(x2d, u0, leak, vth, settings):
-        return _run_forward(_kernel_layout(x2d), u0, leak.contiguous(), vth.contiguous(), settings)
 
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        pass
-
-    @staticmethod
-    def backward(ctx, *grads):
-        raise RuntimeError("the LIF inference kernel has no backward; call lif with grad enabled")
-
-    @staticmethod
-    def vmap(info, in_dims, x2d, u0, leak, vth, settings):
-        return run_members_as_neurons(
-            _NumbaLIFInference, info, in_dims, x2d, u0, leak, vth, settings
-        )
+# the compiled forward for calls without gradients; under torch.func.vmap one kernel call
+# runs every member of a population (population.py)
+_NumbaLIFInference = inference_function(_forward_without_grad, "_NumbaLIFInference")
 
 
 _CHUNK_ELEMENTS = 1 << 18

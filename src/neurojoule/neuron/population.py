@@ -1,4 +1,5 @@
-"""A population of networks run as one (torch.func.vmap, search.es) through a LIF kernel.
+"""A LIF kernel's forward without gradients, and a population of networks run through it as
+one (torch.func.vmap, search.es).
 
 LIF neurons are independent of each other, so the members of a vmapped call are folded into
 the neurons: one kernel call runs every member.
@@ -26,3 +27,30 @@ def run_members_as_neurons(function, info, in_dims, x2d, u0, leak, vth, settings
     )
     s, u_last = function.apply(folded, state, leaks, thresholds, settings)
     return (s.reshape(steps, size, n), u_last.reshape(size, n)), (1, 0)
+
+
+def inference_function(forward_2d, name: str) -> type[torch.autograd.Function]:
+    """An autograd Function around `forward_2d(x2d, u0, leak, vth, settings)` -> (spikes,
+    final state) for calls without gradients, with the vmap rule above."""
+
+    class Inference(torch.autograd.Function):
+        @staticmethod
+        def forward(x2d, u0, leak, vth, settings):
+            return forward_2d(x2d, u0, leak, vth, settings)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output) -> None:
+            pass
+
+        @staticmethod
+        def backward(ctx, *grads):
+            raise RuntimeError(
+                "the LIF inference kernel has no backward; call lif with grad enabled"
+            )
+
+        @staticmethod
+        def vmap(info, in_dims, x2d, u0, leak, vth, settings):
+            return run_members_as_neurons(Inference, info, in_dims, x2d, u0, leak, vth, settings)
+
+    Inference.__name__ = Inference.__qualname__ = name
+    return Inference

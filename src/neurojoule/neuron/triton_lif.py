@@ -41,7 +41,7 @@ import torch
 import triton
 import triton.language as tl
 
-from neurojoule.neuron.population import run_members_as_neurons
+from neurojoule.neuron.population import inference_function
 from neurojoule.neuron.surrogate import ATan, Rectangular, Sigmoid, Triangle
 
 DTYPES = (torch.float32, torch.float64)
@@ -392,28 +392,12 @@ class TritonLIF(torch.autograd.Function):
         return tuple(g if needed[i] else None for i, g in enumerate(grads)) + (None,)
 
 
-class TritonLIFInference(torch.autograd.Function):
-    """The forward for calls without gradients. Under torch.func.vmap (a population of
-    networks run as one, search.es) it folds the vmapped dimension into the neurons, which are
-    independent of each other, so one launch runs every member."""
-
-    @staticmethod
-    def forward(x2d, u0, leak, vth, settings):
-        return run_forward(x2d.contiguous(), u0, leak, vth, settings)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        pass
-
-    @staticmethod
-    def backward(ctx, *grads):
-        raise RuntimeError("the LIF inference kernel has no backward; call lif with grad enabled")
-
-    @staticmethod
-    def vmap(info, in_dims, x2d, u0, leak, vth, settings):
-        return run_members_as_neurons(
-            TritonLIFInference, info, in_dims, x2d, u0, leak, vth, settings
-        )
+# the forward for calls without gradients; under torch.func.vmap one launch runs every
+# member of a population (population.py)
+TritonLIFInference = inference_function(
+    lambda x2d, u0, leak, vth, settings: run_forward(x2d.contiguous(), u0, leak, vth, settings),
+    "TritonLIFInference",
+)
 
 
 def lif_2d(x2d, u0, leak, vth, settings):
