@@ -41,3 +41,10 @@ def grads_of(spikes, state, leaves):
     loss = (spikes * weight.reshape(spikes.shape)).sum() + (state * 0.3).sum()
     grads = torch.autograd.grad(loss, leaves, allow_unused=True)
     return [torch.zeros_like(v) if g is None else g for g, v in zip(grads, leaves, strict=True)]
+
+
+def assert_same_grads(run, reference, leaves, rtol, atol):
+    """The gradients of grads_of agree for two (spikes, final state) pairs, leaf by leaf."""
+    got, want = grads_of(*run, leaves), grads_of(*reference, leaves)
+    for index, (a, b) in enumerate(zip(got, want, strict=True)):
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=f"gradient of leaf {index}")

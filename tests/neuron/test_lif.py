@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from lif_reference import grads_of, lif_inputs, lif_params, step_loop
+from lif_reference import assert_same_grads, lif_inputs, lif_params, step_loop
 
 import neurojoule.neuron.numba_lif as numba_lif
 from neurojoule.neuron import LIFParameters, lif, lif_trace
@@ -73,12 +73,7 @@ def test_the_step_function_is_the_written_out_equations(form, reset, v_reset, de
     )  # fmt: skip
     assert torch.equal(spikes, ref_spikes) and 0.05 < spikes.mean() < 0.95
     torch.testing.assert_close(state, ref_state, rtol=0, atol=1e-12)
-    for got, want in zip(
-        grads_of(spikes, state, leaves),
-        grads_of(ref_spikes, ref_state, leaves),
-        strict=True,
-    ):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    assert_same_grads((spikes, state), (ref_spikes, ref_state), leaves, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", ["numba", "torch"])
@@ -106,12 +101,7 @@ def test_backend_equals_the_step_loop(
         ref_spikes, ref_state = step_loop(x, u0, params)
         assert torch.equal(spikes, ref_spikes) and 0.05 < spikes.mean() < 0.95
         assert torch.equal(state, ref_state)
-        for got, want in zip(
-            grads_of(spikes, state, leaves),
-            grads_of(ref_spikes, ref_state, leaves),
-            strict=True,
-        ):
-            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        assert_same_grads((spikes, state), (ref_spikes, ref_state), leaves, rtol=1e-5, atol=1e-5)
 
 
 def test_numba_and_torch_backends_give_identical_spikes_on_long_input():
@@ -321,12 +311,7 @@ def test_numba_gradients_follow_every_surrogate(surrogate, form, monkeypatch):
         ref_spikes, ref_state = step_loop(x, u0, params)
         assert torch.equal(spikes, ref_spikes) and torch.equal(state, ref_state)
         leaves = (x, u0, leak, vth)
-        for got, want in zip(
-            grads_of(spikes, state, leaves),
-            grads_of(ref_spikes, ref_state, leaves),
-            strict=True,
-        ):
-            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+        assert_same_grads((spikes, state), (ref_spikes, ref_state), leaves, rtol=1e-10, atol=1e-12)
 
 
 def test_the_kernels_use_no_more_threads_than_cores_the_process_may_run_on():
