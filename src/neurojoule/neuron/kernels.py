@@ -224,7 +224,7 @@ def _surrogate_row(d, h_t, vth, code, p1, p2):
 
 
 def surrogate_parameters(code: int, parameter: float) -> tuple[float, float]:
-    """(p1, p2) of _surrogate_derivative for a surrogate's width or alpha."""
+    """(p1, p2) of _surrogate_row for a surrogate's width or alpha."""
     if code == SURROGATE_CODES["atan"]:
         return parameter / 2.0, math.pi / 2.0 * parameter
     return parameter, 0.0
